@@ -205,7 +205,7 @@ class CameraModel:
         return CameraModel(
             self.camera_id, self.K, self.dist, self.width_px, self.height_px,
             np.asarray(T_cell_cam, dtype=np.float64), self.model, self.depth,
-        )  # fmt: skip
+        )
 
 
 def intrinsics_from_fov(width_px: int, height_px: int, hfov_deg: float) -> F64:

@@ -196,12 +196,12 @@ def rig_from_dict(data: Any, source: str = "rig") -> Rig:
                     K=np.asarray(d.K), dist=np.asarray(d.dist), width_px=d.image_size[0],
                     height_px=d.image_size[1], T_color_depth=np.asarray(d.T_color_depth),
                     depth_scale_m=d.depth_scale_m, min_depth_m=d.min_depth_m, max_depth_m=d.max_depth_m,
-                )  # fmt: skip
+                )
             cameras.append(
                 CameraModel(
                     camera_id=c.id, K=np.asarray(c.K), dist=np.asarray(c.dist), width_px=c.image_size[0],
                     height_px=c.image_size[1], T_cell_cam=np.asarray(c.T_cell_cam), model=c.model, depth=depth,
-                )  # fmt: skip
+                )
             )
         except ValueError as e:
             raise RigFileError(f"{source}: cameras[{i}] ({c.id}): {e}") from e
@@ -249,7 +249,12 @@ def rig_to_dict(rig: Rig) -> dict[str, Any]:
             "T_cell_vehicle0": rig.conveyor.T_cell_vehicle0.tolist(),
         },
         "markers": [
-            {"id": m.marker_id, "kind": m.kind, "size_m": m.size_m, "T_cell_marker": np.asarray(m.T_cell_marker).tolist()}
+            {
+                "id": m.marker_id,
+                "kind": m.kind,
+                "size_m": m.size_m,
+                "T_cell_marker": np.asarray(m.T_cell_marker).tolist(),
+            }
             for m in rig.markers
         ],
     }

@@ -43,13 +43,13 @@ def transform_points(T: npt.ArrayLike, p: npt.ArrayLike) -> Points:
     """Apply ``T`` to points of shape (..., 3)."""
     T = np.asarray(T, dtype=np.float64)
     p = np.asarray(p, dtype=np.float64)
-    return p @ T[:3, :3].T + T[:3, 3]
+    return np.asarray(p @ T[:3, :3].T + T[:3, 3], dtype=np.float64)
 
 
 def rotate_vectors(T: npt.ArrayLike, v: npt.ArrayLike) -> Points:
     """Apply only the rotation of ``T`` to direction vectors of shape (..., 3)."""
     T = np.asarray(T, dtype=np.float64)
-    return np.asarray(v, dtype=np.float64) @ T[:3, :3].T
+    return np.asarray(np.asarray(v, dtype=np.float64) @ T[:3, :3].T, dtype=np.float64)
 
 
 def from_rotvec(rotvec_rad: npt.ArrayLike, t_m: npt.ArrayLike = (0.0, 0.0, 0.0)) -> Mat4:

@@ -33,6 +33,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from calibration.errors import UnderbodyModelError
+from calibration.meshio import read_mesh, vertex_normals, write_mesh
 from calibration.rig import atomic_write_text, format_validation_error
 
 UNDERBODY_FILE_VERSION = 1
@@ -119,13 +120,7 @@ class UnderbodyModel:
     @cached_property
     def vertex_normals(self) -> F64:
         """Area-weighted vertex normals (unit length)."""
-        v, t = self.vertices_vehicle_m, self.triangles
-        fn = np.cross(v[t[:, 1]] - v[t[:, 0]], v[t[:, 2]] - v[t[:, 0]])
-        vn = np.zeros_like(v)
-        for k in range(3):
-            np.add.at(vn, t[:, k], fn)
-        n = np.linalg.norm(vn, axis=1, keepdims=True)
-        return np.divide(vn, n, out=np.zeros_like(vn), where=n > 0)
+        return vertex_normals(self.vertices_vehicle_m, self.triangles)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -152,19 +147,6 @@ class _UnderbodySchema(BaseModel):
     seams: list[_SeamSchema]
 
 
-def _read_mesh(path: Path) -> tuple[F64, npt.NDArray[np.int32]]:
-    import open3d as o3d  # local import: open3d is heavy and only needed for files
-
-    if not path.is_file():
-        raise UnderbodyModelError(f"{path}: mesh file not found")
-    mesh = o3d.io.read_triangle_mesh(str(path))
-    v = np.asarray(mesh.vertices, dtype=np.float64)
-    t = np.asarray(mesh.triangles, dtype=np.int32)
-    if len(v) == 0 or len(t) == 0:
-        raise UnderbodyModelError(f"{path}: mesh has no triangles (unreadable or empty file)")
-    return v, t
-
-
 def load_underbody(path: str | os.PathLike[str]) -> UnderbodyModel:
     """Read an underbody model YAML and its mesh; raises :class:`UnderbodyModelError`."""
     p = Path(path)
@@ -178,13 +160,13 @@ def load_underbody(path: str | os.PathLike[str]) -> UnderbodyModel:
         doc = _UnderbodySchema.model_validate(data)
     except ValidationError as e:
         raise UnderbodyModelError(format_validation_error(str(p), e)) from e
-    v, t = _read_mesh(p.parent / doc.mesh)
+    v, t = read_mesh(p.parent / doc.mesh)
     try:
         seams = tuple(
             Seam(s.id, s.region, s.sub_region, s.robot_id, s.bead_width_mm, s.bead_height_mm,
                  np.asarray(s.points_vehicle_m), np.asarray(s.normals_vehicle))
             for s in doc.seams
-        )  # fmt: skip
+        )
         return UnderbodyModel(doc.name, v, t, seams)
     except ValueError as e:
         raise UnderbodyModelError(f"{p}: {e}") from e
@@ -192,19 +174,11 @@ def load_underbody(path: str | os.PathLike[str]) -> UnderbodyModel:
 
 def save_underbody(model: UnderbodyModel, path: str | os.PathLike[str], mesh_format: str = "ply") -> Path:
     """Write ``path`` (YAML) and the mesh beside it (``.ply`` or ``.glb``). Returns the mesh path."""
-    import open3d as o3d
-
     if mesh_format not in ("ply", "glb"):
         raise ValueError("mesh_format must be 'ply' or 'glb'")
     p = Path(path)
     mesh_path = p.with_suffix(f".{mesh_format}")
-    mesh = o3d.geometry.TriangleMesh(
-        o3d.utility.Vector3dVector(model.vertices_vehicle_m), o3d.utility.Vector3iVector(model.triangles)
-    )
-    tmp = mesh_path.with_name(f".{mesh_path.stem}.tmp.{mesh_format}")
-    if not o3d.io.write_triangle_mesh(str(tmp), mesh, write_ascii=False, compressed=False):
-        raise UnderbodyModelError(f"{mesh_path}: cannot write mesh")
-    os.replace(tmp, mesh_path)
+    write_mesh(mesh_path, model.vertices_vehicle_m, model.triangles)
     doc = {
         "version": UNDERBODY_FILE_VERSION,
         "name": model.name,

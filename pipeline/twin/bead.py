@@ -119,7 +119,7 @@ def build_bead(seam: Seam, params: BeadParams, defects: Sequence[DefectSpec], rn
             hA = np.where(r > 0, H * (1.0 - 0.25 * r), hA)
         elif d.defect_type == "hole":
             holes.append((d.s_center_m, float(np.interp(d.s_center_m, s, c0)) + d.offset_mm / 1000.0,
-                          d.length_m / 2))  # fmt: skip
+                          d.length_m / 2))
     has_b = hB > 0
     lo = np.where(has_b, np.minimum(cA - wA / 2, cB - wB / 2), cA - wA / 2)
     hi = np.where(has_b, np.maximum(cA + wA / 2, cB + wB / 2), cA + wA / 2)

@@ -77,7 +77,7 @@ class DefectSpec:
 def sample_defect(
     rng: np.random.Generator, defect_id: str, defect_type: DefectType, seam_id: str, seam_length_m: float,
     bead_width_mm: float,
-) -> DefectSpec:  # fmt: skip
+) -> DefectSpec:
     """Draw a defect of the given type with realistic size, placed away from the seam ends."""
     if defect_type == "missing":
         length = rng.uniform(0.010, 0.25)

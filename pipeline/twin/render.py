@@ -20,6 +20,7 @@ import open3d as o3d
 
 from calibration.camera import CameraModel
 from calibration.se3 import invert, rotate_vectors, transform_points
+from pipeline.twin.shading import shade_view
 from pipeline.twin.vehicle import VehicleScene
 
 F32 = npt.NDArray[np.float32]
@@ -37,12 +38,6 @@ BACKGROUND_RGB = (0.035, 0.04, 0.05)
 _GAMMA_LUT = (np.linspace(0.0, 1.0, 4096) ** (1 / 2.2) * 255.0 + 0.5).astype(np.uint8)
 
 
-def _pow_schlick(x: F32, n: float) -> F32:
-    """Schlick's cheap stand-in for ``x ** n`` on [0, 1], the usual one for specular lobes."""
-    out: F32 = x / (n - n * x + x + 1e-12)
-    return out
-
-
 @dataclass(frozen=True, slots=True, eq=False)
 class ViewRender:
     """What one camera sees of one vehicle at one instant."""
@@ -52,6 +47,7 @@ class ViewRender:
     depth_true_m: F32  # (H, W) exact z-depth, 0 where no surface
     seam_index: npt.NDArray[np.int16]  # (H, W) index into the twin's seams, -1 none
     defect_index: npt.NDArray[np.int16]  # (H, W) index into the vehicle's defects, -1 none
+    p_vehicle_m: F32  # (H, W, 3) surface point seen by each pixel (vehicle frame), NaN = none
 
 
 class CameraRenderer:
@@ -75,70 +71,49 @@ class CameraRenderer:
         rays = np.empty((H * W, 6), dtype=np.float32)
         rays[:, :3] = origin_v
         rays[:, 3:] = dirs_v
-        hit = scene.raycaster.cast_rays(o3d.core.Tensor(rays))
+        hit = scene.raycaster.cast_rays(o3d.core.Tensor.from_numpy(rays))
         t = hit["t_hit"].numpy()
-        idx = np.flatnonzero(np.isfinite(t))
-        prim = hit["primitive_ids"].numpy()[idx].astype(np.intp)
-        uv = hit["primitive_uvs"].numpy()[idx]
-        tri = scene.triangles[prim]
-        w1, w2 = uv[:, 0:1], uv[:, 1:2]
-        attr = (1.0 - w1 - w2) * scene.vertex_attr[tri[:, 0]]  # interpolated normal (3) and albedo (3)
-        attr += w1 * scene.vertex_attr[tri[:, 1]]
-        attr += w2 * scene.vertex_attr[tri[:, 2]]
-        n, albedo = attr[:, :3], attr[:, 3:]
-        n *= (1.0 / np.sqrt(np.maximum(np.einsum("ij,ij->i", n, n), 1e-12)))[:, None]
-        d = dirs_v[idx]
-        th = t[idx]
-        # |n.v|: interpolated normals of thin geometry may face away; shade both sides alike
-        ndotv = np.abs(np.einsum("ij,ij->i", n, d))
 
         spec = scene.spec
-        ring = spec.light_gain * (RING_LIGHT_REF_M / np.maximum(th, 0.05)) ** 2
-        shade = AMBIENT + ring * ndotv
-        highlight = (spec.specular * ring) * _pow_schlick(ndotv, spec.shininess)
         R_vc = invert(T_cell_vehicle)  # cell lights are fixed in the cell
         view_v = -rotate_vectors(T_vehicle_cam, np.array([0.0, 0.0, 1.0]))
-        sign = np.sign(np.einsum("ij,ij->i", n, -d)).astype(np.float32)  # orient n towards the camera
-        for direction_cell, strength in CELL_LIGHTS:
+        lights = np.zeros((len(CELL_LIGHTS), 7), dtype=np.float32)
+        for k, (direction_cell, strength) in enumerate(CELL_LIGHTS):
             ldir = rotate_vectors(R_vc, np.asarray(direction_cell) / np.linalg.norm(direction_cell))
             half = ldir + view_v
-            half /= np.linalg.norm(half)
-            lh = (n @ np.stack([ldir, half], axis=1).astype(np.float32)) * sign[:, None]
-            np.clip(lh, 0.0, None, out=lh)
-            shade += (spec.light_gain * strength) * lh[:, 0]
-            highlight += (spec.specular * strength) * _pow_schlick(lh[:, 1], spec.shininess)
-        radiance = np.empty((H * W, 3), dtype=np.float32)
-        radiance[:] = BACKGROUND_RGB
-        radiance[idx] = albedo * shade[:, None] + highlight[:, None]
-
+            lights[k] = (*ldir, *(half / np.linalg.norm(half)), strength)
+        params = np.array(
+            [spec.light_gain, spec.specular, spec.shininess, spec.exposure, spec.noise_sigma**2, AMBIENT,
+             RING_LIGHT_REF_M], dtype=np.float32,
+        )
         rng = np.random.default_rng(noise_seed)
-        lin = radiance * (spec.exposure * self._vignette)[:, None]
-        # shot noise (variance proportional to signal) plus read noise, from the camera's noise bank
-        sigma = np.sqrt(0.0004 * np.clip(lin, 0.0, 1.0) + np.float32(spec.noise_sigma**2))
-        lin += sigma * self._noise(rng, lin.shape)
-        code = (np.clip(lin, 0.0, 1.0) * (_GAMMA_LUT.size - 1)).astype(np.uint16)
-        rgb = _GAMMA_LUT[code].reshape(H, W, 3)
-
-        depth_true = np.zeros(H * W, dtype=np.float32)
-        depth_true[idx] = th * self._z_per_t[idx]
+        n_px = H * W
+        rgb = np.empty((n_px, 3), dtype=np.uint8)
+        depth_true = np.empty(n_px, dtype=np.float32)
+        ndotv = np.empty(n_px, dtype=np.float32)
+        seam_index = np.empty(n_px, dtype=np.int16)
+        p_vehicle = np.empty((n_px, 3), dtype=np.float32)
+        shade_view(
+            t, hit["primitive_ids"].numpy(), hit["primitive_uvs"].numpy(), dirs_v, scene.triangles,
+            scene.vertex_attr, scene.triangle_seam, self._vignette, self._z_per_t, lights,
+            np.asarray(BACKGROUND_RGB, dtype=np.float32), params, self._noise(rng, (3 * n_px,)), _GAMMA_LUT,
+            rgb, depth_true, ndotv, seam_index, origin_v, p_vehicle,
+        )
+        idx = np.flatnonzero(depth_true > 0)
         depth = None
         if cam.depth is not None:
-            depth = self._sensor_depth(depth_true, idx, ndotv, rng).reshape(H, W)
+            depth = self._sensor_depth(depth_true, idx, ndotv[idx], rng).reshape(H, W)
 
-        seam_index = np.full(H * W, -1, dtype=np.int16)
-        labels = scene.triangle_seam[prim]
-        seam_index[idx] = np.where(labels >= 0, labels, -1)
         defect_index = np.full(H * W, -1, dtype=np.int16)
-        if scene.regions:
-            p_hit = (origin_v + th[:, None] * d).astype(np.float64)
-            for k, region in enumerate(scene.regions):
-                defect_index[idx[region.contains(p_hit)]] = k
+        for k, region in enumerate(scene.regions):
+            defect_index[region.contains(p_vehicle)] = k
         return ViewRender(
-            rgb=rgb,
+            rgb=rgb.reshape(H, W, 3),
             depth_m=depth,
             depth_true_m=depth_true.reshape(H, W),
             seam_index=seam_index.reshape(H, W),
             defect_index=defect_index.reshape(H, W),
+            p_vehicle_m=p_vehicle.reshape(H, W, 3),
         )
 
     def _noise(self, rng: np.random.Generator, shape: tuple[int, ...]) -> F32:
@@ -146,7 +121,8 @@ class CameraRenderer:
         size = int(np.prod(shape))
         if self._noise_bank is None:
             bank_rng = np.random.default_rng(zlib.crc32(self.camera.camera_id.encode()))
-            self._noise_bank = bank_rng.standard_normal(4 * size, dtype=np.float32)
+            n_px = self.camera.width_px * self.camera.height_px
+            self._noise_bank = bank_rng.standard_normal(12 * n_px, dtype=np.float32)
         start = int(rng.integers(0, self._noise_bank.size - size))
         return self._noise_bank[start : start + size].reshape(shape)
 

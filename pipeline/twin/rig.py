@@ -28,18 +28,21 @@ CAMERA_LAYOUT: tuple[tuple[str, tuple[float, float, float], tuple[float, float, 
 DEFAULT_DIST = (-0.06, 0.015, 0.0003, -0.0002, 0.0)
 
 
-def default_rig(width_px: int = 640, height_px: int = 480, hfov_deg: float = DEFAULT_HFOV_DEG,
-                speed_mps: float = 0.1) -> Rig:  # fmt: skip
+def default_rig(
+    width_px: int = 640, height_px: int = 480, hfov_deg: float = DEFAULT_HFOV_DEG, speed_mps: float = 0.1
+) -> Rig:
     """The default 4-camera rig; the conveyor puts the vehicle origin above the cell origin at s = 0."""
     cams = []
     K = intrinsics_from_fov(width_px, height_px, hfov_deg)
     for cam_id, eye, target, rgbd in CAMERA_LAYOUT:
-        depth = DepthIntrinsics(K=K, dist=np.asarray(DEFAULT_DIST), width_px=width_px, height_px=height_px) if rgbd else None
+        # RGB-D cameras deliver depth registered to the colour image: same intrinsics, identity extrinsics
+        dist = np.asarray(DEFAULT_DIST)
+        depth = DepthIntrinsics(K=K, dist=dist, width_px=width_px, height_px=height_px) if rgbd else None
         cams.append(
             CameraModel(
                 camera_id=cam_id, K=K, dist=np.asarray(DEFAULT_DIST), width_px=width_px, height_px=height_px,
                 T_cell_cam=look_at(eye, target, up=(1.0, 0.0, 0.0)), depth=depth,
-            )  # fmt: skip
+            )
         )
     conveyor = Conveyor(np.array([1.0, 0.0, 0.0]), speed_mps, translation((0.0, 0.0, UNDERBODY_Z_M)))
     # a QR marker on the pit wall, facing the operator's side of the line

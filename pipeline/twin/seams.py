@@ -49,7 +49,7 @@ def seam_layout() -> list[tuple[str, Region, int, str, float, float, F64]]:
         ("B2", "back", 2, "R5", 8.0, 3.5, _line(-1.45, 0.45, -2.0, 0.45)),
         ("B3", "back", 3, "R6", 8.0, 3.5, _line(-1.45, -0.45, -2.0, -0.45)),
         ("B4", "back", 4, "R6", 6.0, 2.5, _arc(wx, wy, surface.WELL_RADIUS_M + 0.05, 30.0, 330.0)),
-        ("B5", "back", 5, "R5", 8.0, 3.5, _line(-2.06, 0.6, -2.06, -0.6)),
+        ("B5", "back", 5, "R5", 8.0, 3.5, _line(-2.06, 0.5, -2.06, -0.5)),
     ]
 
 

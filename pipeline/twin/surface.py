@@ -31,10 +31,10 @@ DRAIN_HOLES_M: tuple[tuple[float, float, float], ...] = (
     (0.95, 0.45, 0.014), (0.95, -0.45, 0.014), (-0.3, 0.42, 0.011), (-0.3, -0.42, 0.011),
     (0.35, 0.5, 0.009), (0.35, -0.5, 0.009), (-1.05, 0.4, 0.016), (-1.05, -0.4, 0.016),
     (1.65, 0.2, 0.012), (1.65, -0.2, 0.012), (-1.9, 0.62, 0.012), (-1.9, -0.62, 0.012),
-)  # fmt: skip
+)
 WHEEL_ARCHES_M: tuple[tuple[float, float, float], ...] = (
     (1.45, HALF_W, 0.36), (1.45, -HALF_W, 0.36), (-1.3, HALF_W, 0.36), (-1.3, -HALF_W, 0.36),
-)  # fmt: skip
+)
 
 
 def _smoothstep(e0: float, e1: float, x: F64) -> F64:
@@ -54,7 +54,7 @@ def height_m(x: npt.ArrayLike, y: npt.ArrayLike) -> F64:
     ay = np.abs(y)
     z = np.zeros(np.broadcast(x, y).shape)
     # central tunnel, raised into the cabin
-    z += 0.14 * _band(x, -1.25, 1.05, 0.12) * (1.0 - _smoothstep(0.12, 0.22, ay))
+    z += 0.14 * _band(x, -1.15, 1.05, 0.1) * (1.0 - _smoothstep(0.12, 0.22, ay))
     # side sills, protruding towards the cameras
     z -= 0.07 * _band(x, -1.25, 1.25, 0.05) * _smoothstep(0.66, 0.72, ay)
     # engine bay, raised, with frame rails

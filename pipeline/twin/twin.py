@@ -133,7 +133,7 @@ class DigitalTwin:
     def render(
         self, scene: VehicleScene, s_m: float, seq: int = 0, capture_ts_ns: int = 0,
         camera_ids: Sequence[str] | None = None,
-    ) -> TwinSample:  # fmt: skip
+    ) -> TwinSample:
         """Render every (or the named) camera with the vehicle at conveyor travel ``s_m``."""
         T_cell_vehicle = self.rig.conveyor.T_cell_vehicle(s_m)
         frames, truth = [], {}
@@ -152,7 +152,7 @@ class DigitalTwin:
     def stream(
         self, fps: float = 10.0, n_vehicles: int | None = None, start_ts_ns: int = 0, first_vehicle: int = 0,
         camera_ids: Sequence[str] | None = None,
-    ) -> Iterator[TwinSample]:  # fmt: skip
+    ) -> Iterator[TwinSample]:
         """A live source: vehicles one after another through the cell, ``fps`` frame sets per second.
 
         Timestamps advance by exactly ``1/fps``; pacing to the wall clock is the caller's job
@@ -184,4 +184,4 @@ class DigitalTwin:
         perp = np.eye(3) - np.outer(axis_dir, axis_dir)
         A = perp @ a
         b = perp @ (p0 - c)
-        return float(-(A @ b) / max(A @ A, 1e-12))
+        return float(-(A @ b) / max(float(A @ A), 1e-12))

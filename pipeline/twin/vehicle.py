@@ -10,6 +10,7 @@ import numpy.typing as npt
 import open3d as o3d
 from scipy.spatial import cKDTree
 
+from calibration.meshio import vertex_normals
 from calibration.underbody import Seam
 from pipeline.twin import surface
 from pipeline.twin.bead import BeadParams, build_bead, centerline_offset_m, seam_frames
@@ -22,7 +23,7 @@ F32 = npt.NDArray[np.float32]
 BODY_COLOURS: tuple[tuple[float, float, float], ...] = (
     (0.30, 0.31, 0.32), (0.62, 0.62, 0.60), (0.08, 0.08, 0.09), (0.45, 0.07, 0.06), (0.08, 0.14, 0.35),
     (0.45, 0.46, 0.48),
-)  # fmt: skip
+)
 #: Sealant colours: light grey PVC, beige, off-white.
 SEALANT_COLOURS: tuple[tuple[float, float, float], ...] = ((0.55, 0.56, 0.55), (0.62, 0.57, 0.47), (0.70, 0.70, 0.66))
 INTERIOR_ALBEDO = (0.02, 0.02, 0.025)
@@ -51,7 +52,7 @@ class VehicleSpec:
         return VehicleSpec(
             self.vehicle_id, self.index, self.body_rgb, self.sealant_rgb, self.beads, tuple(defects),
             self.light_gain, self.exposure, self.specular, self.shininess, self.noise_sigma,
-        )  # fmt: skip
+        )
 
 
 def sample_vehicle(
@@ -109,8 +110,8 @@ class DefectRegion:
     centroid_m: F64  # (3,)
     tree: cKDTree = field(repr=False)
 
-    def contains(self, p_vehicle_m: F64) -> npt.NDArray[np.bool_]:
-        """Which points (N, 3) lie inside the region."""
+    def contains(self, p_vehicle_m: npt.NDArray[np.floating]) -> npt.NDArray[np.bool_]:
+        """Which points (N, 3) lie inside the region. NaN points never do."""
         out = np.zeros(len(p_vehicle_m), dtype=bool)
         lo = self.centers_m.min(axis=0) - self.radius_m
         hi = self.centers_m.max(axis=0) + self.radius_m
@@ -118,7 +119,7 @@ class DefectRegion:
         cand = np.flatnonzero((x >= lo[0]) & (x <= hi[0]))  # cheap 1D cut first, then the box
         cand = cand[np.all((p_vehicle_m[cand] >= lo) & (p_vehicle_m[cand] <= hi), axis=1)]
         if len(cand):
-            d, _ = self.tree.query(p_vehicle_m[cand], k=1, distance_upper_bound=self.radius_m)
+            d, _ = self.tree.query(p_vehicle_m[cand].astype(np.float64), k=1, distance_upper_bound=self.radius_m)
             out[cand] = np.isfinite(d)
         return out
 
@@ -159,17 +160,6 @@ class VehicleScene:
     raycaster: o3d.t.geometry.RaycastingScene = field(repr=False)
 
 
-def _vertex_normals(v: F64, t: npt.NDArray[np.int32]) -> F64:
-    fn = np.cross(v[t[:, 1]] - v[t[:, 0]], v[t[:, 2]] - v[t[:, 0]])
-    # orient every face towards the cameras below (-z); raycasting ignores winding
-    fn *= np.where(fn[:, 2] > 0, -1.0, 1.0)[:, None]
-    vn = np.zeros_like(v)
-    for k in range(3):
-        np.add.at(vn, t[:, k], fn)
-    n = np.linalg.norm(vn, axis=1, keepdims=True)
-    return np.divide(vn, n, out=np.tile([0.0, 0.0, -1.0], (len(v), 1)), where=n > 1e-15)
-
-
 def build_scene(spec: VehicleSpec, seams: Sequence[Seam], panel: surface.PanelMesh) -> VehicleScene:
     """Assemble panel, interior and this vehicle's beads into one raycasting scene."""
     seam_index = {s.seam_id: i for i, s in enumerate(seams)}
@@ -186,7 +176,7 @@ def build_scene(spec: VehicleSpec, seams: Sequence[Seam], panel: surface.PanelMe
     offset = len(panel.vertices_m)
 
     interior = np.array([[-surface.HALF_L, -surface.HALF_W], [surface.HALF_L, -surface.HALF_W],
-                         [surface.HALF_L, surface.HALF_W], [-surface.HALF_L, surface.HALF_W]])  # fmt: skip
+                         [surface.HALF_L, surface.HALF_W], [-surface.HALF_L, surface.HALF_W]])
     verts.append(np.concatenate([interior, np.full((4, 1), surface.INTERIOR_Z_M)], axis=1))
     tris.append(np.array([[0, 1, 2], [0, 2, 3]], np.int32) + offset)
     rgb.append(np.tile(INTERIOR_ALBEDO, (4, 1)))
@@ -203,9 +193,11 @@ def build_scene(spec: VehicleSpec, seams: Sequence[Seam], panel: surface.PanelMe
 
     v = np.concatenate(verts)
     t = np.concatenate(tris)
-    normals = _vertex_normals(v, t)
+    normals = vertex_normals(v, t, facing=(0.0, 0.0, -1.0))  # towards the cameras below
     rc = o3d.t.geometry.RaycastingScene()
-    rc.add_triangles(o3d.core.Tensor(v.astype(np.float32)), o3d.core.Tensor(t.astype(np.uint32)))
+    rc.add_triangles(
+        o3d.core.Tensor.from_numpy(v.astype(np.float32)), o3d.core.Tensor.from_numpy(t.astype(np.uint32))
+    )
     regions = tuple(
         defect_region(d, seams[seam_index[d.seam_id]], spec.beads[seam_index[d.seam_id]]) for d in spec.defects
     )

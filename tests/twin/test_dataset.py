@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from calibration.rig import load_rig
+from calibration.underbody import load_underbody
+from pipeline.twin import DEFECT_TYPES, DigitalTwin
+from pipeline.twin.dataset import ExportPlan, category_dirs, export_mvtec
+
+
+def test_exported_layout_is_complete(small_twin: DigitalTwin, tmp_path: Path) -> None:
+    plan = ExportPlan(train_vehicles=2, frames_per_train_vehicle=2, val_normal=1, val_defects_per_type=1,
+                      test_normal=2, test_defects_per_type=1)
+    ticks: list[int] = []
+    summary = export_mvtec(small_twin, tmp_path, plan, progress=ticks.append)
+    assert 0 < len(ticks) <= plan.total_renders
+    cats = category_dirs(tmp_path)
+    assert [c.name for c in cats] == sorted(small_twin.rig.camera_ids)
+    for cat in cats:
+        assert len(list((cat / "train" / "good").glob("*.png"))) == 4
+        assert len(list((cat / "test" / "good").glob("*.png"))) == 2
+        assert len(list((cat / "validation" / "good").glob("*.png"))) == 1
+        for split, gt in (("test", "ground_truth"), ("validation", "validation_ground_truth")):
+            for type_dir in (cat / split).iterdir():
+                if type_dir.name == "good":
+                    continue
+                for img_path in type_dir.glob("*.png"):
+                    mask_path = cat / gt / type_dir.name / f"{img_path.stem}_mask.png"
+                    assert mask_path.is_file(), mask_path
+                    img = cv2.imread(str(img_path))
+                    mask = cv2.imread(str(mask_path), cv2.IMREAD_GRAYSCALE)
+                    assert img is not None and mask is not None
+                    assert img.shape[:2] == mask.shape == (240, 320)
+                    assert set(np.unique(mask)) <= {0, 255} and (mask > 0).sum() >= 4
+    # every planted test defect is either exported in some camera or reported as not visible there
+    types = {p.name for cat in cats for p in (cat / "test").iterdir()} - {"good"}
+    hidden = {n["type"] for n in summary.not_visible if n["split"] == "test"}
+    assert types | hidden == set(DEFECT_TYPES)
+    assert len(types) >= 4  # at 320x240 only a tiny hole may be invisible everywhere
+
+    meta = json.loads((tmp_path / "metadata.json").read_text())
+    assert len(meta["images"]) == summary.images
+    files = {r["file"] for r in meta["images"]}
+    on_disk = {str(p.relative_to(tmp_path)) for p in tmp_path.glob("*/*/*/*.png") if "ground_truth" not in str(p)}
+    assert files == on_disk
+    assert load_rig(tmp_path / meta["rig"]).camera_ids == small_twin.rig.camera_ids
+    assert len(load_underbody(tmp_path / meta["underbody"]).seams) == 17
+
+    # train/validation/test use disjoint vehicles
+    by_split: dict[str, set[str]] = {}
+    for r in meta["images"]:
+        by_split.setdefault(r["split"], set()).add(r["vehicle_id"])
+    assert not (by_split["train"] & by_split["test"]) and not (by_split["validation"] & by_split["test"])
