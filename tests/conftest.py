@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -11,8 +10,6 @@ from pipeline.twin import DigitalTwin, TwinConfig
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
-#: Multiply test timeouts on slow machines: XR_TEST_TIMEOUT_SCALE=2
-TIMEOUT_SCALE = float(os.environ.get("XR_TEST_TIMEOUT_SCALE", "1"))
 
 
 @pytest.fixture(scope="session")
