@@ -92,7 +92,7 @@ def _write_png(path: Path, rgb_or_gray: np.ndarray[Any, Any]) -> None:
 
 def export_mvtec(
     twin: DigitalTwin, root: str | Path, plan: ExportPlan | None = None,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int], object] | None = None,
 ) -> ExportSummary:
     """Render and write the dataset; returns counts. ``progress(n)`` is called after each render."""
     plan = plan or ExportPlan()
@@ -113,6 +113,7 @@ def export_mvtec(
             "vehicle_id": sample.vehicle.vehicle_id, "vehicle_index": sample.vehicle.index, "s_m": sample.s_m,
             "T_cell_vehicle": np.asarray(sample.frameset.T_cell_vehicle).tolist(), "mask_px": mask_px,
             "defects": [asdict(d) for d in sample.vehicle.defects],
+            "defect_centroids_vehicle_m": [r.centroid_m.round(5).tolist() for r in twin.scene(sample.vehicle).regions],
         })
         summary.images += 1
         key = f"{split}/{kind}"

@@ -7,7 +7,7 @@ lower camera over the pass, and close-ups of each planted defect in the view tha
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -92,15 +92,25 @@ def _grid(tiles: Sequence[U8], cols: int, pad: int = 4) -> U8:
     return np.vstack(rows)
 
 
+def preview_render_count(twin: DigitalTwin, n_defects: int, sequence_frames: int = 6) -> int:
+    """How many render calls :func:`render_preview` makes, for progress bars."""
+    return 1 + sequence_frames + n_defects * len(twin.rig.cameras)
+
+
 def render_preview(
     twin: DigitalTwin, vehicle_index: int = 0, defect_types: Sequence[DefectType] = DEFECT_TYPES,
-    sequence_frames: int = 6,
+    sequence_frames: int = 6, progress: Callable[[int], object] | None = None,
 ) -> tuple[U8, PreviewInfo]:
-    """Render a short sequence of one vehicle with the given defects; return the sheet (RGB) and a summary."""
+    """Render a short sequence of one vehicle with the given defects; return the sheet (RGB) and a summary.
+
+    ``progress(n)`` is called after each render; :func:`preview_render_count` tells the total.
+    """
+    tick = progress or (lambda n: None)
     scene = twin.vehicle(vehicle_index, defect_types=list(defect_types))
     n_rendered = 0
     mid = twin.render(scene, 0.0, seq=0)
     n_rendered += 1
+    tick(1)
     cams = twin.rig.camera_ids
     tiles: list[U8] = []
     for cam in cams:
@@ -122,6 +132,7 @@ def render_preview(
     for j, s in enumerate(np.linspace(s0 + 0.8, s1 - 0.8, sequence_frames)):
         smp = twin.render(scene, float(s), seq=1 + j, camera_ids=[lower])
         n_rendered += 1
+        tick(1)
         img = _outline(smp.frameset.frame(lower).image, smp.truth[lower].defect_mask, thickness=2)
         small = np.asarray(
             cv2.resize(img, (img.shape[1] // 2, img.shape[0] // 2), interpolation=cv2.INTER_AREA), dtype=np.uint8
@@ -137,6 +148,7 @@ def render_preview(
         for cam in cams:
             smp = twin.render(scene, twin.s_centering(cam, region.centroid_m), seq=100 + k, camera_ids=[cam])
             n_rendered += 1
+            tick(1)
             px = int((smp.truth[cam].defect_index == k).sum())
             if best is None or px > best[0]:
                 best = (px, cam, smp)

@@ -124,6 +124,15 @@ class DigitalTwin:
             self._scenes.popitem(last=False)
         return sc
 
+    def mesh_truth(self, scene: VehicleScene) -> npt.NDArray[np.int16]:
+        """Ground truth on the nominal underbody mesh: per vertex, the index of the defect whose
+        region holds it (into ``scene.regions``), or -1."""
+        verts = self.underbody.vertices_vehicle_m
+        out = np.full(len(verts), -1, dtype=np.int16)
+        for k, region in enumerate(scene.regions):
+            out[region.contains(verts)] = k
+        return out
+
     # --- rendering ------------------------------------------------------------------------
     def pass_range_m(self) -> tuple[float, float]:
         """Conveyor travel at which a vehicle pass starts and ends."""

@@ -133,3 +133,17 @@ def test_config_validation() -> None:
         twin.scene(twin.vehicle_spec(0, []).with_defects([stray]))
     with pytest.raises(ValueError, match="unknown defect type"):
         DefectSpec("x", "scratch", "C1", 0.1, 0.01)  # type: ignore[arg-type]
+
+
+def test_defect_ground_truth_on_the_mesh(small_twin: DigitalTwin) -> None:
+    scene = small_twin.vehicle(30, defect_types=["missing", "hole"])
+    truth = small_twin.mesh_truth(scene)
+    verts = small_twin.underbody.vertices_vehicle_m
+    for k, region in enumerate(scene.regions):
+        inside = verts[truth == k]
+        assert len(inside) >= 3, region.spec
+        # the labelled vertices lie around the defect: within half its length, the 2 mm end margin
+        # and the tube radius of its centroid
+        reach = region.spec.length_m / 2 + 0.002 + region.radius_m + 1e-3
+        assert np.linalg.norm(inside - region.centroid_m, axis=1).max() <= reach
+    assert (truth == -1).mean() > 0.99

@@ -14,7 +14,7 @@ from calibration.rig import save_rig
 from calibration.underbody import save_underbody
 from pipeline.twin import DEFECT_TYPES, DigitalTwin, TwinConfig
 from pipeline.twin.dataset import ExportPlan, export_mvtec
-from pipeline.twin.preview import render_preview
+from pipeline.twin.preview import preview_render_count, render_preview
 from xrserver.commands.common import (
     add_json_arg,
     image_size,
@@ -59,7 +59,8 @@ def cmd_preview(args: argparse.Namespace) -> int:
     out = _out_file(args.out)
     t0 = time.perf_counter()
     twin = _twin(args)
-    img, info = render_preview(twin, vehicle_index=args.vehicle, defect_types=args.defects)
+    with progress_bar(preview_render_count(twin, len(args.defects)), "rendering") as bar:
+        img, info = render_preview(twin, vehicle_index=args.vehicle, defect_types=args.defects, progress=bar.update)
     if not cv2.imwrite(str(out), cv2.cvtColor(img, cv2.COLOR_RGB2BGR)):
         raise CliError(f"cannot write {out}")
     elapsed = time.perf_counter() - t0
@@ -87,11 +88,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             raise CliError(f"--cameras: unknown camera {c!r}; the twin has {list(twin.rig.camera_ids)}")
     t0 = time.perf_counter()
     with progress_bar(plan.total_renders, "rendering") as bar:
-
-        def tick(n: int) -> None:
-            bar.update(n)
-
-        summary = export_mvtec(twin, args.out, plan, progress=tick)
+        summary = export_mvtec(twin, args.out, plan, progress=bar.update)
     elapsed = time.perf_counter() - t0
     print(f"wrote {summary.images} images and {summary.masks} masks to {args.out} in {elapsed:.1f} s")
     for cam, counts in summary.per_camera.items():
