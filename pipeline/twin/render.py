@@ -20,7 +20,7 @@ import open3d as o3d
 
 from calibration.camera import CameraModel
 from calibration.se3 import invert, rotate_vectors, transform_points
-from pipeline.twin.shading import shade_view
+from pipeline.twin.shading import gather_rays, rays_hitting_box, shade_view
 from pipeline.twin.vehicle import VehicleScene
 
 F32 = npt.NDArray[np.float32]
@@ -61,18 +61,34 @@ class CameraRenderer:
         cos4 = self._z_per_t.astype(np.float64) ** 4  # natural vignetting of the lens
         self._vignette = (0.35 + 0.65 * cos4).astype(np.float32)
         self._noise_bank: F32 | None = None
+        self._dirs_key: bytes = b""
+        self._dirs_v: F32 = self._dirs_cam.astype(np.float32)
+
+    def _directions(self, R_vehicle_cam: F64) -> F32:
+        """Pixel ray directions in the vehicle frame. The conveyor only translates the vehicle, so the
+        rotation rarely changes: the rotated rays are cached and reused while it stays the same."""
+        key = np.round(R_vehicle_cam, 12).tobytes()
+        if key != self._dirs_key:
+            self._dirs_v = np.ascontiguousarray((self._dirs_cam @ R_vehicle_cam.T).astype(np.float32))
+            self._dirs_key = key
+        return self._dirs_v
 
     def render(self, scene: VehicleScene, T_cell_vehicle: F64, noise_seed: int) -> ViewRender:
         cam = self.camera
         H, W = cam.height_px, cam.width_px
         T_vehicle_cam = invert(T_cell_vehicle) @ cam.T_cell_cam
         origin_v = T_vehicle_cam[:3, 3].astype(np.float32)
-        dirs_v = rotate_vectors(T_vehicle_cam, self._dirs_cam).astype(np.float32)
-        rays = np.empty((H * W, 6), dtype=np.float32)
-        rays[:, :3] = origin_v
-        rays[:, 3:] = dirs_v
+        dirs_v = self._directions(T_vehicle_cam[:3, :3])
+        # only rays that enter the vehicle's bounding box are cast: at the ends of a pass, and for
+        # the oblique views, most of the image is background
+        enters = np.empty(H * W, dtype=np.bool_)
+        rays_hitting_box(origin_v, dirs_v, scene.bounds_lo_m, scene.bounds_hi_m, enters)
+        cast = np.flatnonzero(enters)
+        ray_index = np.full(H * W, -1, dtype=np.int32)
+        ray_index[cast] = np.arange(len(cast), dtype=np.int32)
+        rays = np.empty((len(cast), 6), dtype=np.float32)
+        gather_rays(origin_v, dirs_v, cast, rays)
         hit = scene.raycaster.cast_rays(o3d.core.Tensor.from_numpy(rays))
-        t = hit["t_hit"].numpy()
 
         spec = scene.spec
         R_vc = invert(T_cell_vehicle)  # cell lights are fixed in the cell
@@ -94,8 +110,8 @@ class CameraRenderer:
         seam_index = np.empty(n_px, dtype=np.int16)
         p_vehicle = np.empty((n_px, 3), dtype=np.float32)
         shade_view(
-            t, hit["primitive_ids"].numpy(), hit["primitive_uvs"].numpy(), dirs_v, scene.triangles,
-            scene.vertex_attr, scene.triangle_seam, self._vignette, self._z_per_t, lights,
+            ray_index, hit["t_hit"].numpy(), hit["primitive_ids"].numpy(), hit["primitive_uvs"].numpy(), dirs_v,
+            scene.triangles, scene.vertex_attr, scene.triangle_seam, self._vignette, self._z_per_t, lights,
             np.asarray(BACKGROUND_RGB, dtype=np.float32), params, self._noise(rng, (3 * n_px,)), _GAMMA_LUT,
             rgb, depth_true, ndotv, seam_index, origin_v, p_vehicle,
         )

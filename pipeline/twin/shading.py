@@ -20,12 +20,41 @@ F32 = npt.NDArray[np.float32]
 setattr(numba.config, "THREADING_LAYER", "omp")  # noqa: B010 - not in numba's type stubs
 
 
+@numba.njit(parallel=True, cache=True)
+def rays_hitting_box(origin: F32, dirs: F32, lo: F32, hi: F32, out: npt.NDArray[np.bool_]) -> None:
+    """Slab test: which rays from ``origin`` along ``dirs`` (N, 3) enter the box [lo, hi]."""
+    for i in numba.prange(dirs.shape[0]):
+        t0 = 0.0
+        t1 = np.inf
+        for c in range(3):
+            d = dirs[i, c]
+            if d != 0.0:
+                a = (lo[c] - origin[c]) / d
+                b = (hi[c] - origin[c]) / d
+                t0 = max(t0, min(a, b))
+                t1 = min(t1, max(a, b))
+            elif origin[c] < lo[c] or origin[c] > hi[c]:
+                t1 = -1.0
+        out[i] = t1 >= t0
+
+
+@numba.njit(parallel=True, cache=True)
+def gather_rays(origin: F32, dirs: F32, index: npt.NDArray[np.int64], out: F32) -> None:
+    """``out[k] = (origin, dirs[index[k]])``: the (M, 6) ray array open3d casts."""
+    for k in numba.prange(index.shape[0]):
+        i = index[k]
+        for c in range(3):
+            out[k, c] = origin[c]
+            out[k, 3 + c] = dirs[i, c]
+
+
 # fastmath without nnan/ninf: misses are encoded as t = inf and must stay detectable
 @numba.njit(parallel=True, cache=True, fastmath={"nsz", "arcp", "contract", "afn", "reassoc"})
 def shade_view(
-    t_hit: F32,  # (N,) ray length, inf = miss
-    prim: npt.NDArray[np.uint32],  # (N,) triangle index
-    uv: F32,  # (N, 2) barycentrics of vertices 1 and 2
+    ray_index: npt.NDArray[np.int32],  # (N,) index into the cast rays, -1 = culled (cannot hit)
+    t_hit: F32,  # (M,) ray length of the cast rays, inf = miss
+    prim: npt.NDArray[np.uint32],  # (M,) triangle index
+    uv: F32,  # (M, 2) barycentrics of vertices 1 and 2
     dirs: F32,  # (N, 3) unit ray directions (vehicle frame)
     triangles: npt.NDArray[np.int32],  # (F, 3)
     vertex_attr: F32,  # (V, 6) unit normal, linear albedo RGB
@@ -48,15 +77,16 @@ def shade_view(
         params[0], params[1], params[2], params[3], params[4], params[5], params[6],
     )
     n_lut = gamma_lut.shape[0] - 1
-    for i in numba.prange(t_hit.shape[0]):
-        t = t_hit[i]
+    for i in numba.prange(ray_index.shape[0]):
+        j = ray_index[i]
+        t = t_hit[j] if j >= 0 else np.inf
         r = background[0]
         g = background[1]
         b = background[2]
         if np.isfinite(t):
-            f = prim[i]
-            w1 = uv[i, 0]
-            w2 = uv[i, 1]
+            f = prim[j]
+            w1 = uv[j, 0]
+            w2 = uv[j, 1]
             w0 = 1.0 - w1 - w2
             a0 = triangles[f, 0]
             a1 = triangles[f, 1]

@@ -157,6 +157,8 @@ class VehicleScene:
     vertex_attr: F32  # (V, 6): unit normal (3) then linear albedo RGB (3)
     triangle_seam: npt.NDArray[np.int16]  # seam index, or TRI_PANEL / TRI_INTERIOR
     regions: tuple[DefectRegion, ...]
+    bounds_lo_m: F32  # (3,) axis-aligned bounds of all geometry
+    bounds_hi_m: F32
     raycaster: o3d.t.geometry.RaycastingScene = field(repr=False)
 
 
@@ -208,5 +210,7 @@ def build_scene(spec: VehicleSpec, seams: Sequence[Seam], panel: surface.PanelMe
         vertex_attr=np.concatenate([normals, np.concatenate(rgb)], axis=1).astype(np.float32),
         triangle_seam=np.concatenate(labels),
         regions=regions,
+        bounds_lo_m=(v.min(axis=0) - 1e-3).astype(np.float32),
+        bounds_hi_m=(v.max(axis=0) + 1e-3).astype(np.float32),
         raycaster=rc,
     )
