@@ -20,7 +20,7 @@ import open3d as o3d
 
 from calibration.camera import CameraModel
 from calibration.se3 import invert, rotate_vectors, transform_points
-from pipeline.twin.shading import gather_rays, rays_hitting_box, shade_view
+from pipeline.twin.shading import gather_rays, rays_hitting_box, sensor_depth, shade_view
 from pipeline.twin.vehicle import VehicleScene
 
 F32 = npt.NDArray[np.float32]
@@ -115,10 +115,13 @@ class CameraRenderer:
             np.asarray(BACKGROUND_RGB, dtype=np.float32), params, self._noise(rng, (3 * n_px,)), _GAMMA_LUT,
             rgb, depth_true, ndotv, seam_index, origin_v, p_vehicle,
         )
-        idx = np.flatnonzero(depth_true > 0)
         depth = None
         if cam.depth is not None:
-            depth = self._sensor_depth(depth_true, idx, ndotv[idx], rng).reshape(H, W)
+            di = cam.depth
+            depth_flat = np.empty(n_px, dtype=np.float32)
+            sensor_depth(depth_true, ndotv, self._noise(rng, (2 * n_px,)), di.depth_scale_m, di.min_depth_m,
+                         di.max_depth_m, depth_flat)
+            depth = depth_flat.reshape(H, W)
 
         defect_index = np.full(H * W, -1, dtype=np.int16)
         for k, region in enumerate(scene.regions):
@@ -141,21 +144,6 @@ class CameraRenderer:
             self._noise_bank = bank_rng.standard_normal(12 * n_px, dtype=np.float32)
         start = int(rng.integers(0, self._noise_bank.size - size))
         return self._noise_bank[start : start + size].reshape(shape)
-
-    def _sensor_depth(
-        self, depth_true: F32, idx: npt.NDArray[np.intp], ndotv: F32, rng: np.random.Generator
-    ) -> F32:
-        """Structured-light style depth: sigma = 0.6 mm + 1.2 mm * z^2, dropouts, 1 mm quantisation."""
-        di = self.camera.depth
-        assert di is not None
-        z = depth_true[idx]
-        sigma = 0.0006 + 0.0012 * z * z
-        noisy = z + sigma * self._noise(rng, z.shape)
-        drop = (ndotv < 0.2) | (rng.random(len(z)) < 0.01) | (z < di.min_depth_m) | (z > di.max_depth_m)
-        noisy = np.round(noisy / di.depth_scale_m) * di.depth_scale_m
-        out = np.zeros_like(depth_true)
-        out[idx] = np.where(drop, 0.0, noisy).astype(np.float32)
-        return out
 
 
 def project_vehicle_points(camera: CameraModel, T_cell_vehicle: F64, p_vehicle_m: F64) -> tuple[F64, F64]:
