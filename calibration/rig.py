@@ -274,6 +274,12 @@ def load_rig(path: str | os.PathLike[str]) -> Rig:
     return rig_from_dict(data, source=str(p))
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     """Write ``text`` to ``path`` atomically: temp file in the same folder, fsync, rename.
 
@@ -285,6 +291,7 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()
+            os.fchmod(f.fileno(), 0o666 & ~_umask())  # mkstemp makes 0600; give the usual file mode
             os.fsync(f.fileno())
         os.replace(tmp, p)
     except BaseException:

@@ -94,3 +94,14 @@ def test_saved_file_is_versioned_yaml(tmp_path: Path) -> None:
     doc = yaml.safe_load((tmp_path / "rig.yaml").read_text())
     assert doc["version"] == 1 and len(doc["cameras"]) == 4
     assert sum(c.get("depth") is not None for c in doc["cameras"]) >= 2
+
+
+def test_written_file_has_the_usual_mode(tmp_path: Path) -> None:
+    save_rig(default_rig(320, 240), tmp_path / "rig.yaml")
+    assert (tmp_path / "rig.yaml").stat().st_mode & 0o777 == 0o666 & ~_current_umask()
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
