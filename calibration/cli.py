@@ -12,34 +12,16 @@ as one line, without a traceback, and no rig file is written when a command fail
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
 
+from calibration.clikit import CliParser, add_json_arg, run_cli, write_json
 from calibration.errors import CalibrationError, SolveError
-from calibration.rig import atomic_write_text
+
+__all__ = ["CliParser", "add_json_arg", "build_parser", "exit_code_for", "main", "write_json"]
 
 log = logging.getLogger(__name__)
-
-
-class CliParser(argparse.ArgumentParser):
-    """argparse that reports errors in one line with exit code 2 (no usage dump)."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
-def add_json(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", metavar="PATH", type=Path, help="write machine-readable results to PATH")
-
-
-def write_json(path: Path | None, data: dict[str, Any]) -> None:
-    """Write ``data`` as JSON atomically when ``path`` is given."""
-    if path is not None:
-        atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
 def exit_code_for(exc: BaseException) -> int | None:
@@ -65,26 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``xrcalib``; returns the exit code."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    try:
-        code: int = args.func(args)
-        return code
-    except KeyboardInterrupt:
-        print("xrcalib: interrupted", file=sys.stderr)
-        return 130
-    except Exception as e:
-        mapped = exit_code_for(e)
-        if mapped is None:
-            raise
-        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        print(f"xrcalib {args.command}: error: {msg}", file=sys.stderr)
-        return mapped
+    return run_cli("xrcalib", build_parser(), argv, exit_code_for, log_level=logging.WARNING)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ import yaml
 from calibration.boards import BoardDetection, BoardSpec
 from calibration.bundle import BundleResult, bundle_adjust, express_in_cell
 from calibration.camera import CameraModel
-from calibration.cli import CliParser, add_json, write_json
+from calibration.clikit import CliParser, add_json_arg, write_json
 from calibration.errors import CalibrationInputError
 from calibration.intrinsics import DISTORTION_CHOICES, IntrinsicsConfig, IntrinsicsResult, calibrate_intrinsics
 from calibration.report import CameraSection, residual_image, verdict, verdict_line, write_html_report
@@ -359,7 +359,7 @@ def register(sub: Any) -> None:
     p: CliParser = sub.add_parser("detect", help="detect the board in images or a video; report each view")
     p.add_argument("--images", required=True, help="folder, glob ('dir/*.png'), image or video file")
     add_board(p)
-    add_json(p)
+    add_json_arg(p)
     p.set_defaults(func=cmd_detect)
 
     p = sub.add_parser("intrinsics", help="calibrate one camera's intrinsics")
@@ -370,7 +370,7 @@ def register(sub: Any) -> None:
     p.add_argument("--base-rig", type=Path, help="rig file to update (keeps the other cameras and poses)")
     p.add_argument("--out", type=Path, help="rig file to write (atomically)")
     p.add_argument("--report", type=Path, help="HTML report to write")
-    add_json(p)
+    add_json_arg(p)
     p.set_defaults(func=cmd_intrinsics)
 
     p = sub.add_parser("stereo", help="calibrate two cameras and their relative pose")
@@ -382,7 +382,7 @@ def register(sub: Any) -> None:
     add_model(p)
     p.add_argument("--out", type=Path, help="rig file to write (the left camera defines the frame)")
     p.add_argument("--report", type=Path, help="HTML report to write")
-    add_json(p)
+    add_json_arg(p)
     p.set_defaults(func=cmd_stereo)
 
     p = sub.add_parser("rig", help="calibrate 2-6 cameras jointly (bundle adjustment) into the cell frame")
@@ -395,7 +395,7 @@ def register(sub: Any) -> None:
     p.add_argument("--reference-camera", help="camera fixing the frame when no reference is given (first)")
     p.add_argument("--out", type=Path, help="rig file to write (atomically)")
     p.add_argument("--report", type=Path, help="HTML report to write")
-    add_json(p)
+    add_json_arg(p)
     p.set_defaults(func=cmd_rig)
 
     p = sub.add_parser("synth", help="render exact synthetic board views through a rig's cameras")
@@ -406,5 +406,5 @@ def register(sub: Any) -> None:
     p.add_argument("--intrinsic-views", type=int, default=20, help="views per camera for intrinsics (20)")
     p.add_argument("--center", type=float, nargs=3, default=(0.1, 0.0, 0.8), help="board centre in the cell (m)")
     p.add_argument("--seed", type=int, default=0)
-    add_json(p)
+    add_json_arg(p)
     p.set_defaults(func=cmd_synth)

@@ -15,8 +15,8 @@ import numpy.typing as npt
 import yaml
 
 from calibration.camera import CameraModel, intrinsics_from_fov
-from calibration.cli import CliParser, add_json, write_json
 from calibration.cli_calib import add_board, screening
+from calibration.clikit import CliParser, add_json_arg, write_json
 from calibration.conveyor import Conveyor
 from calibration.conveyor_calib import calibrate_conveyor
 from calibration.coverage import CoverageResult, coverage_png, plan_cameras, seam_coverage
@@ -251,7 +251,7 @@ def register(sub: Any) -> None:
     p.add_argument("--timestamps", type=Path, help="CSV 'name,t_s' per image (name = file stem)")
     add_board(p)
     p.add_argument("--out", type=Path, help="rig file to write with the conveyor updated")
-    add_json(p)
+    add_json_arg(p)
     p.set_defaults(func=cmd_conveyor)
 
     p = sub.add_parser("register", help="align the underbody mesh to RGB-D depth (ICP) -> conveyor T_cell_vehicle0")
@@ -263,7 +263,7 @@ def register(sub: Any) -> None:
     p.add_argument("--init", default="global",
                    help="'global' (FPFH+RANSAC), 'nominal' (the rig's conveyor pose) or a correspondences YAML")
     p.add_argument("--out", type=Path, help="rig file to write with the registration")
-    add_json(p)
+    add_json_arg(p)
     p.set_defaults(func=cmd_register)
 
     p = sub.add_parser("coverage", help="seam coverage over a vehicle pass: numbers and a map")
@@ -272,7 +272,7 @@ def register(sub: Any) -> None:
     _add_pass(p)
     p.add_argument("--png", type=Path, help="coverage map PNG")
     p.add_argument("--report", type=Path, help="HTML report")
-    add_json(p)
+    add_json_arg(p)
     p.set_defaults(func=cmd_coverage)
 
     p = sub.add_parser("plan", help="score candidate camera placements by coverage; pick a minimal set")
@@ -284,7 +284,7 @@ def register(sub: Any) -> None:
     p.add_argument("--target-ge2", type=float, default=0.8)
     _add_pass(p)
     p.add_argument("--png", type=Path, help="coverage map of the chosen set")
-    add_json(p)
+    add_json_arg(p)
     p.set_defaults(func=cmd_plan)
 
     p = sub.add_parser("export", help="export a rig as Kalibr camchain, OpenCV FileStorage or ROS camera_info")

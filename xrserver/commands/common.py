@@ -3,33 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
-from calibration.rig import atomic_write_text
+from calibration.clikit import add_json_arg, json_path, write_json
 
-
-def json_path(text: str) -> Path:
-    """A results path whose folder exists, checked before any work starts."""
-    path = Path(text)
-    if not path.parent.is_dir():
-        raise argparse.ArgumentTypeError(f"folder {path.parent} does not exist")
-    return path
-
-
-def add_json_arg(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", metavar="PATH", type=json_path, help="write machine-readable results to PATH")
-
-
-def write_json(path: Path | None, result: dict[str, Any]) -> None:
-    """Write results atomically when ``--json`` was given."""
-    if path is None:
-        return
-    atomic_write_text(path, json.dumps(result, indent=2, default=str) + "\n")
+__all__ = ["add_json_arg", "image_size", "json_path", "non_negative_int", "positive_int", "progress_bar", "write_json"]
 
 
 def progress_bar(total: int, desc: str) -> tqdm[Any]:
