@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from calibration.errors import CalibrationError
+from xrserver.config import ConfigError
+from xrserver.records import RecordError
+from xrserver.sources import SourceError
 
 
 class CliError(Exception):
@@ -18,6 +21,9 @@ DOMAIN_EXIT_CODES: dict[type[BaseException], int] = {
     FileNotFoundError: 2,
     PermissionError: 2,
     ValueError: 2,
+    ConfigError: 2,
+    RecordError: 2,
+    SourceError: 2,
 }
 
 

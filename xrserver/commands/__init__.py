@@ -2,6 +2,6 @@
 
 from types import ModuleType
 
-from xrserver.commands import twin
+from xrserver.commands import serve, twin
 
-COMMAND_MODULES: tuple[ModuleType, ...] = (twin,)
+COMMAND_MODULES: tuple[ModuleType, ...] = (twin, serve)

@@ -1,0 +1,118 @@
+"""``xrserver serve`` as a real subprocess: URLs with tokens, /health, a client, SIGTERM, records."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+from overlays.codec import decode, encode
+from overlays.messages import Hello, Welcome
+from xrserver.testing import REPO_ROOT, scaled
+
+
+def _serve(args: list[str], cwd: Path) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(REPO_ROOT)}
+    return subprocess.Popen([sys.executable, "-m", "xrserver.cli", "serve", *args], cwd=cwd, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _read_urls(proc: subprocess.Popen[str], timeout: float) -> dict[str, str]:
+    assert proc.stdout is not None
+    urls: dict[str, str] = {}
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and "camera token" not in urls:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        m = re.match(r"\s+([a-zA-Z ]+):\s+(\S+)", line)
+        if m:
+            urls[m.group(1)] = m.group(2)
+    return urls
+
+
+def _get(url: str) -> tuple[int, dict[str, object]]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"{}")
+
+
+@pytest.mark.slow
+def test_serve_prints_urls_answers_health_and_exits_0_on_sigterm(tmp_path: Path) -> None:
+    cfg = tmp_path / "cell.yaml"
+    cfg.write_text("server: {port: 0}\nstorage: {db_path: records/r.db}\n"
+                   "sources: [{kind: twin, fps: 10, width_px: 160, height_px: 120, cameras: [lower, oblique_left]}]\n")
+    proc = _serve(["--config", str(cfg)], tmp_path)
+    try:
+        urls = _read_urls(proc, scaled(60))
+        assert {"operator", "supervisor", "admin", "WebSocket", "health", "camera token"} <= set(urls), urls
+        op_token = urls["operator"].split("token=")[1]
+        base = urls["operator"].split("/?")[0]
+        assert re.fullmatch(r"http://127\.0\.0\.1:\d+", base) and len(op_token) >= 16
+
+        code, bare = _get(f"{base}/health")
+        assert code == 200 and set(bare) == {"status"}, "without a token /health tells liveness only"
+        code, _ = _get(f"{base}/api/inspections?token={op_token}")
+        assert code == 403  # an operator may not read history
+        deadline = time.monotonic() + scaled(30)
+        doc: dict[str, object] = {}
+        while time.monotonic() < deadline:
+            code, doc = _get(urls["health"])
+            if code == 200 and doc.get("framesets", 0) and doc.get("pass_id"):
+                break
+            time.sleep(0.2)
+        assert doc.get("status") == "ok" and doc.get("pass_id"), doc
+
+        async def client() -> int | None:
+            async with connect(urls["WebSocket"]) as ws:
+                await ws.send(encode(Hello("cli-test", "operator")))
+                assert isinstance(decode(await asyncio.wait_for(ws.recv(decode=False), scaled(10))), Welcome)
+                t_kill = time.monotonic()
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    async with asyncio.timeout(scaled(10)):
+                        while True:
+                            await ws.recv()
+                except ConnectionClosed as e:
+                    assert time.monotonic() - t_kill < scaled(5)
+                    return e.rcvd.code if e.rcvd else None
+
+        close_code = asyncio.run(client())
+        assert close_code == 1001, "clients are told the server is going away"
+        rc = proc.wait(timeout=scaled(15))
+        _, err = proc.communicate(timeout=5)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert rc == 0, err[-2000:]
+    assert op_token not in err and "token=***" in err, "tokens never reach the logs"
+    db = sqlite3.connect(tmp_path / "records" / "r.db")
+    rows = db.execute("SELECT pass_id, ended_ts_ns, model_name FROM passes").fetchall()
+    db.close()
+    assert rows and all(r[1] is not None for r in rows), f"the open pass was ended and committed: {rows}"
+
+
+def test_bad_config_fails_at_start_naming_the_field(tmp_path: Path) -> None:
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text("sources:\n  - kind: twin\n    fps: -3\n")
+    proc = _serve(["--config", str(cfg)], tmp_path)
+    out, err = proc.communicate(timeout=scaled(60))
+    assert proc.returncode == 2
+    lines = [ln for ln in err.strip().splitlines() if ln]
+    assert len(lines) == 1 and "sources[0].fps" in lines[0], err
+    assert "Traceback" not in err and out == ""

@@ -1,0 +1,177 @@
+"""``xrserver serve``: one port for HTTP, the WebSocket at ``/ws`` (and WebRTC signalling later).
+
+With no arguments it runs the embedded twin with its four cameras on 127.0.0.1:8765 and prints
+URLs carrying tokens generated at start (as Jupyter does). ``--config FILE`` reads one validated
+YAML file (see configs/example.yaml); a bad one fails at start with a one-line message naming
+the field and exit code 2. SIGTERM or SIGINT shut down cleanly: clients are closed with 1001,
+the open pass is written, records are closed, and the process exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+import sys
+from collections.abc import Generator
+from pathlib import Path
+from types import FrameType
+
+import uvicorn
+
+from xrserver.app import XrServer
+from xrserver.auth import ROLES, Role, TokenAuth
+from xrserver.config import ConfigError, ServerConfig, load_config
+from xrserver.errors import CliError
+from xrserver.records import RecordError, RecordStore
+
+log = logging.getLogger(__name__)
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("serve", help="run the inspection server (HTTP + WebSocket on one port)",
+                       description=__doc__.splitlines()[0] if __doc__ else None)
+    p.add_argument("--config", type=Path, default=None, help="YAML config file (default: the embedded twin)")
+    p.add_argument("--host", default=None, help="address to bind (default 127.0.0.1, or the config's)")
+    p.add_argument("--port", type=int, default=None, help="port (default 8765, or the config's; 0: any free port)")
+    p.set_defaults(func=cmd_serve)
+
+
+def ws_implementation() -> str:
+    """uvicorn's sans-I/O websockets protocol when this uvicorn has it, else its classic one."""
+    from uvicorn.config import WS_PROTOCOLS
+
+    return "websockets-sansio" if "websockets-sansio" in WS_PROTOCOLS else "websockets"
+
+
+def uvicorn_config(xr: XrServer, config: ServerConfig, access_log: bool = True) -> uvicorn.Config:
+    """One port for HTTP and WebSocket. Per-message deflate is off: uvicorn compresses on the event
+    loop, and a large heatmap would stall it for every client."""
+    tls = config.server.tls
+    return uvicorn.Config(
+        xr.app(), ws=ws_implementation(), ws_max_size=config.server.limits.max_message_bytes,
+        ws_per_message_deflate=False, lifespan="on", log_config=None, access_log=access_log,
+        timeout_graceful_shutdown=5,
+        ssl_certfile=str(tls.certfile) if tls else None, ssl_keyfile=str(tls.keyfile) if tls else None,
+    )
+
+
+def make_auth(config: ServerConfig) -> tuple[TokenAuth, set[Role]]:
+    """Tokens from the config; a role without one gets a fresh token. Returns the generated roles too."""
+    generated = TokenAuth.generate()
+    tokens: dict[Role, list[str]] = {}
+    fresh: set[Role] = set()
+    for role in ROLES:
+        given = list(getattr(config.tokens, role))
+        if not given:
+            given = [generated.token_for(role)]
+            fresh.add(role)
+        tokens[role] = given
+    return TokenAuth(tokens), fresh
+
+
+def setup_logging(auth: TokenAuth, verbose: bool) -> None:
+    """Structured one-line logs on stderr; every record passes the token redactor."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(auth.redactor())
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        root.removeHandler(h)
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+
+
+class _Uvicorn(uvicorn.Server):
+    """uvicorn that closes our clients with 1001 before its own shutdown, and exits 0 on signals
+    (uvicorn re-raises a caught signal after shutdown, which would make the exit status -15)."""
+
+    def __init__(self, config: uvicorn.Config, xr: XrServer) -> None:
+        super().__init__(config)
+        self.xr = xr
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        def on_signal(sig: int, frame: FrameType | None) -> None:
+            log.info("received %s; shutting down", signal.Signals(sig).name)
+            self.handle_exit(sig, frame)
+
+        old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for s, h in old.items():
+                signal.signal(s, h)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        await self.xr.ws.close_all(1001, "server shutting down")
+        await super().shutdown(sockets)
+
+
+def _print_urls(scheme: str, host: str, port: int, auth: TokenAuth, fresh: set[Role]) -> None:
+    shown = f"[{host}]" if ":" in host else host
+    base = f"{scheme}://{shown}:{port}"
+    ws = f"{'wss' if scheme == 'https' else 'ws'}://{shown}:{port}/ws"
+
+    def tok(role: Role) -> str:
+        return auth.token_for(role) if role in fresh else "<your configured token>"
+
+    lines = [
+        f"xrserver is serving on {base}",
+        "Open one of these URLs (tokens generated at start; they change on every start):"
+        if fresh else "Open one of these URLs:",
+        f"    operator:   {base}/?token={tok('operator')}",
+        f"    supervisor: {base}/?token={tok('supervisor')}",
+        f"    admin:      {base}/?token={tok('admin')}",
+        f"    WebSocket:  {ws}?token={tok('operator')}",
+        f"    health:     {base}/health?token={tok('supervisor')}",
+        f"    metrics:    {base}/metrics?token={tok('supervisor')}",
+        f"    camera token: {tok('camera')}",
+    ]
+    print("\n".join(lines), flush=True)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.config) if args.config else ServerConfig()
+    except ConfigError as e:
+        raise CliError(str(e)) from None
+    host = args.host or config.server.host
+    port = config.server.port if args.port is None else args.port
+    if not 0 <= port <= 65535:
+        raise CliError(f"--port {port} is out of range (0..65535)")
+    auth, fresh = make_auth(config)
+    setup_logging(auth, getattr(args, "verbose", False))
+    try:  # fail at start, in one line, on an unusable records database rather than in the lifespan
+        RecordStore(config.storage.db_path, config.storage.heatmap_dir).close()
+    except (RecordError, OSError) as e:
+        raise CliError(f"storage.db_path: {e}") from None
+    xr = XrServer(config, auth)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as e:
+        sock.close()
+        raise CliError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+    port = sock.getsockname()[1]
+    tls = config.server.tls
+    server = _Uvicorn(uvicorn_config(xr, config), xr)
+
+    async def run() -> None:
+        task = asyncio.create_task(server.serve(sockets=[sock]))
+        while not server.started and not task.done():
+            await asyncio.sleep(0.05)
+        if server.started:
+            _print_urls("https" if tls else "http", host, port, auth, fresh)
+        await task
+
+    asyncio.run(run())
+    sock.close()
+    if not server.started:
+        return 1
+    return 0

@@ -1,0 +1,194 @@
+"""The server's one settings object: a validated YAML file, read once at start.
+
+``load_config(path)`` returns a frozen :class:`ServerConfig` or raises :class:`ConfigError`
+whose one-line message names the offending field (``sources[1].fps: ...``). With no file,
+``ServerConfig()`` is the default cell: the embedded twin with its four cameras, generated
+tokens, records under ``out/records``. ``configs/example.yaml`` shows every section.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from xrserver.auth import MIN_TOKEN_CHARS, ROLES
+
+log = logging.getLogger(__name__)
+
+
+class ConfigError(Exception):
+    """A configuration file that cannot be read or does not validate; the message names the field."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TlsConfig(_Model):
+    """PEM files; both or neither. Browsers need TLS for WebXR and camera capture."""
+
+    certfile: Path
+    keyfile: Path
+
+
+class LimitsConfig(_Model):
+    max_message_bytes: int = Field(256 * 1024, ge=1024, le=64 * 1024 * 1024)
+    max_messages_per_s: float = Field(50.0, gt=0, le=10_000)
+    rate_burst: int = Field(100, ge=1, le=100_000)
+    hello_timeout_s: float = Field(5.0, gt=0, le=120)
+    send_timeout_s: float = Field(10.0, gt=0, le=600)
+    client_state_queue: int = Field(64, ge=4, le=10_000)
+    max_clients: int = Field(64, ge=1, le=10_000)
+
+
+class ServerSection(_Model):
+    host: str = "127.0.0.1"
+    port: int = Field(8765, ge=0, le=65535)
+    tls: TlsConfig | None = None
+    allowed_origins: tuple[str, ...] = ()
+    public_url: str | None = None
+    limits: LimitsConfig = LimitsConfig()
+
+
+class TokensConfig(_Model):
+    """Tokens per role. A role left out gets a generated token at start (printed once, never logged)."""
+
+    operator: tuple[str, ...] = ()
+    supervisor: tuple[str, ...] = ()
+    admin: tuple[str, ...] = ()
+    camera: tuple[str, ...] = ()
+
+    @field_validator("operator", "supervisor", "admin", "camera")
+    @classmethod
+    def _long_enough(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for t in v:
+            if len(t) < MIN_TOKEN_CHARS:
+                raise ValueError(f"tokens must have at least {MIN_TOKEN_CHARS} characters")
+        return v
+
+
+class StorageConfig(_Model):
+    db_path: Path = Path("out/records/records.db")
+    heatmap_dir: Path | None = None
+
+
+class TwinSourceConfig(_Model):
+    kind: Literal["twin"] = "twin"
+    name: str = "twin"
+    cameras: tuple[str, ...] | None = None
+    fps: float = Field(10.0, gt=0, le=120)
+    width_px: int = Field(320, ge=16, le=8192)
+    height_px: int = Field(240, ge=16, le=8192)
+    seed: int = Field(0, ge=0)
+    speed_mps: float = Field(0.1, gt=0, le=2.0)
+
+
+class FolderSourceConfig(_Model):
+    kind: Literal["folder"]
+    camera_id: str
+    path: Path
+    fps: float = Field(10.0, gt=0, le=120)
+    loop: bool = True
+
+
+class VideoSourceConfig(_Model):
+    """A video file, or an ``rtsp://`` / ``http(s)://`` stream read with PyAV."""
+
+    kind: Literal["video"]
+    camera_id: str
+    url: str
+    fps: float | None = Field(None, gt=0, le=120)
+    loop: bool = False
+
+
+SourceConfig = Annotated[TwinSourceConfig | FolderSourceConfig | VideoSourceConfig, Field(discriminator="kind")]
+
+
+class SyncConfig(_Model):
+    tolerance_ms: float = Field(60.0, gt=0, le=10_000)
+    stale_after_s: float = Field(2.0, gt=0, le=600)
+    reconnect_min_s: float = Field(0.5, gt=0, le=60)
+    reconnect_max_s: float = Field(10.0, gt=0, le=600)
+
+
+class AnalyzerConfig(_Model):
+    """Which analyzer runs per frame set. ``diagnostic`` is an image statistic, not detection;
+    the model + fusion analyzer is wired in later (``models``/``thresholds`` are kept for it)."""
+
+    kind: Literal["diagnostic"] = "diagnostic"
+    heatmap_scale: int = Field(8, ge=1, le=64)
+
+
+class ServerConfig(_Model):
+    server: ServerSection = ServerSection()
+    tokens: TokensConfig = TokensConfig()
+    storage: StorageConfig = StorageConfig()
+    sources: tuple[SourceConfig, ...] = (TwinSourceConfig(),)
+    rig: Path | None = None
+    sync: SyncConfig = SyncConfig()
+    analyzer: AnalyzerConfig = AnalyzerConfig()
+    models: dict[str, str] = Field(default_factory=dict)
+    thresholds: dict[str, float] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check(self) -> ServerConfig:
+        if not self.sources:
+            raise ValueError("sources: give at least one source")
+        ids: list[str] = []
+        for s in self.sources:
+            if isinstance(s, TwinSourceConfig):
+                ids.extend(s.cameras or ())
+            else:
+                ids.append(s.camera_id)
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"sources: camera ids repeat: {sorted(ids)}")
+        if sum(isinstance(s, TwinSourceConfig) for s in self.sources) > 1:
+            raise ValueError("sources: at most one twin source")
+        all_tokens = [t for role in ROLES for t in getattr(self.tokens, role)]
+        if len(set(all_tokens)) != len(all_tokens):
+            raise ValueError("tokens: the same token is given more than once")
+        return self
+
+
+def _field_path(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in ("twin", "folder", "video") and out.endswith("]"):
+            continue  # the discriminator's tag adds nothing for a reader
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "config"
+
+
+def parse_config(data: Any, origin: str = "config") -> ServerConfig:
+    """Validate a decoded document; raises :class:`ConfigError` naming the first bad field."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{origin}: expected a mapping at the top level, got {type(data).__name__}")
+    try:
+        return ServerConfig.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        more = f" (and {e.error_count() - 1} more)" if e.error_count() > 1 else ""
+        raise ConfigError(f"{origin}: {_field_path(tuple(err['loc']))}: {err['msg']}{more}") from None
+
+
+def load_config(path: str | Path) -> ServerConfig:
+    """Read and validate a YAML config file. Raises :class:`ConfigError` (one line, names the field)."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(f"{p}: cannot read the config: {e.strerror or e}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{p}: not valid YAML: {str(e).splitlines()[0]}") from None
+    return parse_config(data, str(p))
