@@ -15,4 +15,5 @@ RUN useradd --create-home --uid 10001 xr && mkdir -p /data /models && chown xr /
 USER xr
 VOLUME ["/data", "/models"]
 ENTRYPOINT ["xrserver"]
-CMD ["twin", "preview", "--out", "/data/twin-preview.png"]
+EXPOSE 8765
+CMD ["serve", "--host", "0.0.0.0"]

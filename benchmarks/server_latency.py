@@ -1,10 +1,11 @@
 """End-to-end latency of the server on loopback: twin capture to a WebSocket client, per stage.
 
-Runs the real server (uvicorn, the embedded twin, the diagnostic analyzer) in this process,
-connects ``--clients`` real websockets clients, and for ``--seconds`` records, from the
-``stats`` messages, capture -> sync/infer/fuse/encode, plus capture -> received at the client.
-Prints p50/p95/max per stage and the frame-set rate. The diagnostic analyzer is not a model:
-these figures are the transport and scheduling floor that inference adds to.
+Runs the real server (uvicorn, the embedded twin) in this process twice in one run: first with
+the ``diagnostic`` analyzer (an image statistic: the transport and scheduling floor, the
+baseline) and then with the ``inspection`` analyzer (the default models + fusion + tracking; its
+models come from ``--cache`` or are trained there first). ``--clients`` real websockets clients
+record, from the ``stats`` messages, capture -> sync/infer/fuse/encode and capture -> received.
+Prints p50/p95/max per stage, the frame-set rate, and the ratio of the two end-to-end medians.
 
     .venv/bin/python benchmarks/server_latency.py --size 320x240 --seconds 20 --clients 2
 """
@@ -14,10 +15,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import platform
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from websockets.asyncio.client import connect
@@ -25,7 +28,7 @@ from websockets.asyncio.client import connect
 from overlays.codec import decode, encode
 from overlays.messages import Hello, Stats
 from pipeline.twin import DigitalTwin, TwinConfig
-from xrserver.config import ServerConfig, StorageConfig
+from xrserver.config import AnalyzerConfig, ServerConfig, StorageConfig
 from xrserver.sources import TwinSource
 from xrserver.testing import run_server
 
@@ -43,10 +46,11 @@ async def _client(url: str, seconds: float, out: dict[str, list[float]]) -> None
                         out.setdefault(k, []).append(v)
 
 
-async def run(size: tuple[int, int], fps: float, seconds: float, clients: int) -> dict[str, object]:
-    twin = DigitalTwin(TwinConfig(seed=0, width_px=size[0], height_px=size[1]))
+async def run(twin: DigitalTwin, fps: float, seconds: float, clients: int, analyzer: str,
+              cache: Path) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = ServerConfig(storage=StorageConfig(db_path=Path(tmp) / "r.db"))
+        cfg = ServerConfig(storage=StorageConfig(db_path=Path(tmp) / "r.db", cache_dir=cache),
+                           analyzer=AnalyzerConfig(kind=analyzer))
         async with run_server(cfg, [TwinSource.from_twin(twin, fps)]) as srv:
             await asyncio.sleep(3.0)  # first vehicle scene and kernels
             samples: list[dict[str, list[float]]] = [{} for _ in range(clients)]
@@ -58,8 +62,7 @@ async def run(size: tuple[int, int], fps: float, seconds: float, clients: int) -
             merged.setdefault(k, []).extend(v)
     table = {k: {"p50_ms": float(np.percentile(v, 50)), "p95_ms": float(np.percentile(v, 95)),
                  "max_ms": float(np.max(v)), "n": len(v)} for k, v in merged.items()}
-    return {"size": list(size), "fps_target": fps, "clients": clients, "seconds": seconds,
-            "framesets": framesets, "stages": table, "machine": platform.platform()}
+    return {"analyzer": analyzer, "framesets": framesets, "fps": framesets / seconds, "stages": table}
 
 
 def main() -> None:
@@ -68,20 +71,28 @@ def main() -> None:
     ap.add_argument("--fps", type=float, default=10.0)
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--clients", type=int, default=2)
+    ap.add_argument("--cache", type=Path, default=Path("out/cache"), help="model cache (as xrserver serve uses)")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     w, h = (int(v) for v in args.size.split("x"))
-    result = asyncio.run(run((w, h), args.fps, args.seconds, args.clients))
-    print(f"{w}x{h}, 4 cameras at {args.fps:g} fps, {args.clients} clients, {args.seconds:g} s")
-    print(f"{'capture ->':<12} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8} {'n':>6}")
-    stages = result["stages"]
-    assert isinstance(stages, dict)
-    for k in ("sync", "infer", "fuse", "encode", "client"):
-        if k in stages:
-            r = stages[k]
-            print(f"{k:<12} {r['p50_ms']:>8.1f} {r['p95_ms']:>8.1f} {r['max_ms']:>8.1f} {r['n']:>6}")
+    twin = DigitalTwin(TwinConfig(seed=0, width_px=w, height_px=h))
+    results = [asyncio.run(run(twin, args.fps, args.seconds, args.clients, kind, args.cache))
+               for kind in ("diagnostic", "inspection")]
+    print(f"{w}x{h}, 4 cameras at {args.fps:g} fps, {args.clients} clients, {args.seconds:g} s each, "
+          f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+          f"{time.strftime('%Y-%m-%d', time.gmtime())}")
+    print("| analyzer | capture -> | p50 ms | p95 ms | max ms | n |\n|---|---|---|---|---|---|")
+    for res in results:
+        for k in ("sync", "infer", "fuse", "encode", "client"):
+            if k in res["stages"]:
+                r = res["stages"][k]
+                print(f"| {res['analyzer']} | {k} | {r['p50_ms']:.1f} | {r['p95_ms']:.1f} | {r['max_ms']:.1f} "
+                      f"| {r['n']} |")
+    base, insp = (r["stages"].get("client", {}).get("p50_ms", float("nan")) for r in results)
+    print(f"frame sets/s: diagnostic {results[0]['fps']:.2f}, inspection {results[1]['fps']:.2f}; "
+          f"capture -> client p50: inspection / diagnostic = {insp / base:.2f}x")
     if args.json:
-        args.json.write_text(json.dumps(result, indent=2))
+        args.json.write_text(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":

@@ -41,6 +41,7 @@ from overlays.messages import (
     ROLES,
     SUPPORTED_VERSIONS,
     TYPE_NAMES,
+    VIEW_STATES,
     Alert,
     CameraInfo,
     Defects,
@@ -151,7 +152,8 @@ def to_wire(msg: Message, json_mode: bool = False) -> dict[str, Any]:
                 "n_vehicles": msg.n_vehicles, "vehicle_id": msg.vehicle_id, "ts_ns": msg.ts_ns}
     elif isinstance(msg, Stats):
         body = {"ts_ns": msg.ts_ns, "latency_ms": _fmap(msg.latency_ms), "robot_rate": _fmap(msg.robot_rate),
-                "seam_rate": _fmap(msg.seam_rate), "n_vehicles": msg.n_vehicles, "fps": float(msg.fps)}
+                "seam_rate": _fmap(msg.seam_rate), "n_vehicles": msg.n_vehicles, "fps": float(msg.fps),
+                "views": dict(msg.views)}
     else:
         body = {"defect_id": msg.defect_id, "vehicle_id": msg.vehicle_id, "status": msg.status,
                 "operator_id": msg.operator_id, "ts_ns": msg.ts_ns, "comment": msg.comment}
@@ -297,7 +299,8 @@ def from_wire(obj: Any, json_mode: bool = False) -> Message:
             raise ProtocolError("n_defective: exceeds n_vehicles")
     elif kind == "stats":
         msg = Stats(m.int_("ts_ns"), m.fmap("latency_ms", 0.0, 1e9), m.fmap("robot_rate", 0.0, 1.0),
-                    m.fmap("seam_rate", 0.0, 1.0), m.int_("n_vehicles", 0, 2**31 - 1), m.float_("fps", 0.0, 1e6), seq)
+                    m.fmap("seam_rate", 0.0, 1.0), m.int_("n_vehicles", 0, 2**31 - 1), m.float_("fps", 0.0, 1e6), seq,
+                    m.smap("views", VIEW_STATES))
     else:
         msg = Feedback(m.str_("defect_id", ID), m.str_("vehicle_id", ID), m.enum("status", DEFECT_STATUSES),
                        m.str_("operator_id", ID), m.int_("ts_ns"), m.str_("comment", None, MAX_COMMENT_LEN), seq)

@@ -64,7 +64,8 @@ def example_messages() -> dict[str, Message]:
         "pass_end": PassEnd("V000-01000", TS + 68_000_000_000, 1, 0.93, {"C6": 0.99, "F1": 0.87}, seq=8),
         "alert": Alert("A00001", "raised", "robot", "R4", 0.3, 0.25, 6, 20, "V000-01000", TS + 68_000_000_000, seq=9),
         "stats": Stats(TS + 68_000_000_000, {"infer": 41.5, "fuse": 12.25, "broadcast": 55.0},
-                       {"R3": 0.05, "R4": 0.3}, {"C6": 0.25}, 20, 10.0, seq=10),
+                       {"R3": 0.05, "R4": 0.3}, {"C6": 0.25}, 20, 10.0, seq=10,
+                       views={"lower": "up", "oblique_left": "up", "oblique_right": "degraded"}),
         "feedback": Feedback("V000-01000-D001", "V000-01000", "confirmed", "op-17", TS + 70_000_000_000,
                              "bead missing, fixed by hand", seq=3),
     }

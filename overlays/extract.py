@@ -9,7 +9,9 @@ Thresholds (:class:`Thresholds`):
 * size-aware (:class:`SizeAwareThreshold`): a small component needs a higher peak, by the
   factor ``clip((ref_area_mm2 / area_mm2) ** gamma, 1, max_factor)``;
 * ``min_area_mm2``: smaller components are dropped; ``min_frames``: vertices seen in fewer
-  frames of the pass are ignored.
+  frames of the pass are ignored;
+* ``seam_band_mm``: when set, only vertices within this distance of a seam can belong to a
+  defect (sealant defects lie on the seams; it keeps edges and openings of the body out).
 
 Components use the mesh adjacency plus "bridges" between selected vertices closer than
 ``bridge_mm`` (a bead is a separate mesh lying on the floor panel; a missing stretch shows the
@@ -63,6 +65,7 @@ class Thresholds:
     min_area_mm2: float = 4.0
     min_frames: int = 2
     bridge_mm: float = 3.0
+    seam_band_mm: float | None = None
 
     def __post_init__(self) -> None:
         values = [self.score, *self.per_seam.values()]
@@ -70,6 +73,8 @@ class Thresholds:
             raise DefectError("thresholds must lie in (0, 1]")
         if not 0.0 < self.grow_ratio <= 1.0 or self.min_area_mm2 < 0 or self.min_frames < 1 or self.bridge_mm < 0:
             raise DefectError("need 0 < grow_ratio <= 1, min_area_mm2 >= 0, min_frames >= 1, bridge_mm >= 0")
+        if self.seam_band_mm is not None and not self.seam_band_mm > 0:
+            raise DefectError("seam_band_mm must be positive (or None for the whole mesh)")
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -105,6 +110,8 @@ class DefectExtractor:
         if unknown:
             raise DefectError(f"per-seam thresholds name unknown seams {sorted(unknown)}")
         self.vertex_threshold: F64 = per_seam[seam_map.seam_index.astype(np.intp)]  # -1 picks the global one
+        band = th.seam_band_mm
+        self.eligible = seam_map.dist_mm <= band if band is not None else np.ones(mesh.n_vertices, bool)
 
     def extract(self, state: FusedState) -> list[DefectCandidate]:
         """Candidates of this snapshot, highest peak first."""
@@ -112,7 +119,7 @@ class DefectExtractor:
         score = state.score
         if score.shape != (self.mesh.n_vertices,):
             raise DefectError(f"fused state has {score.shape[0]} vertices, the mesh {self.mesh.n_vertices}")
-        grow = (score >= th.grow_ratio * self.vertex_threshold) & (state.n_frames >= th.min_frames)
+        grow = (score >= th.grow_ratio * self.vertex_threshold) & (state.n_frames >= th.min_frames) & self.eligible
         sel: I32 = np.flatnonzero(grow).astype(np.int32)
         if len(sel) == 0:
             return []

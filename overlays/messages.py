@@ -38,6 +38,8 @@ ROLES: tuple[Role, ...] = ("operator", "supervisor", "admin", "camera", "viewer"
 Region = Literal["front", "centre", "back"]
 MarkerKind = Literal["qr", "aruco"]
 SyncMode = Literal["full", "delta"]
+ViewState = Literal["starting", "up", "degraded", "ended"]
+VIEW_STATES: tuple[ViewState, ...] = ("starting", "up", "degraded", "ended")
 
 U8 = npt.NDArray[np.uint8]
 U32 = npt.NDArray[np.uint32]
@@ -192,7 +194,8 @@ class Alert:
 
 @dataclass(frozen=True, slots=True)
 class Stats:
-    """``latency_ms``: per pipeline stage (capture to that stage's end); rates over the alert window."""
+    """``latency_ms``: per pipeline stage (capture to that stage's end); rates over the alert window;
+    ``views``: each camera's state (``degraded``/``ended`` views are left out of fusion)."""
 
     ts_ns: int
     latency_ms: dict[str, float]
@@ -201,6 +204,7 @@ class Stats:
     n_vehicles: int
     fps: float
     seq: int = 0
+    views: dict[str, ViewState] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

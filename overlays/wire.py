@@ -104,6 +104,21 @@ class WireMap:
         return {read_str(k, f"{self._p(key)} key", ID_RE, 64): read_float(x, f"{self._p(key)}.{k}", lo, hi)
                 for k, x in v.items()}
 
+    def smap(self, key: str, allowed: tuple[str, ...]) -> dict[str, Any]:
+        """A map of ids to one of ``allowed`` strings."""
+        v = self.raw(key)
+        if not isinstance(v, dict):
+            raise ProtocolError(f"{self._p(key)}: expected a map, got {type(v).__name__}")
+        if len(v) > MAX_MAP_ENTRIES:
+            raise ProtocolError(f"{self._p(key)}: {len(v)} entries exceed {MAX_MAP_ENTRIES}")
+        out: dict[str, Any] = {}
+        for k, x in v.items():
+            name = read_str(k, f"{self._p(key)} key", ID_RE, 64)
+            if x not in allowed:
+                raise ProtocolError(f"{self._p(key)}.{name}: expected one of {list(allowed)}, got {x!r}")
+            out[name] = x
+        return out
+
     def array(self, key: str, dtype: str, shape: tuple[int | None, ...], max_elems: int = MAX_ARRAY_ELEMENTS,
               ) -> npt.NDArray[Any]:
         return read_array(self.raw(key), self._p(key), dtype, shape, max_elems, self.json)

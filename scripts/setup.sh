@@ -9,16 +9,19 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 extras=""
+dev=0
 for arg in "$@"; do
   case "$arg" in
-    --dev) extras="${extras:+$extras,}dev" ;;
+    --dev) extras="${extras:+$extras,}dev"; dev=1 ;;
     --gpu) extras="${extras:+$extras,}gpu" ;;
     *) echo "setup.sh: unknown option '$arg' (use --dev and/or --gpu)" >&2; exit 2 ;;
   esac
 done
 
-# System packages: libusb for open3d's native library.
+# System packages: libusb for open3d's native library; with --dev, what the tests drive.
 apt_packages=(libusb-1.0-0)
+# Tests also run a real MQTT broker (the one docker-compose.yml deploys) and make TLS certificates.
+if [ "$dev" -eq 1 ]; then apt_packages+=(mosquitto openssl); fi
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -45,6 +45,18 @@ def test_compose_command_is_a_real_cli_command() -> None:
     assert callable(args.func)
 
 
+def test_compose_config_file_validates() -> None:
+    from xrserver.config import load_config
+
+    server = _compose()["services"]["xrserver"]
+    mounted = {v.split(":")[1]: v.split(":")[0] for v in server["volumes"] if v.startswith(".")}
+    config_path = server["command"][server["command"].index("--config") + 1]
+    cfg = load_config(REPO / mounted[config_path])
+    assert cfg.server.host == "0.0.0.0" and cfg.server.port == 8765
+    assert cfg.mqtt is not None and cfg.mqtt.host == "mqtt", "alerts go to the compose broker"
+    assert str(cfg.storage.db_path).startswith("/data/") and str(cfg.storage.cache_dir).startswith("/models/")
+
+
 def test_dockerfile_pins_torch_and_installs_open3d_dependency() -> None:
     text = (REPO / "Dockerfile").read_text()
     assert '"torch==2.13.0"' in text and "libusb-1.0-0" in text

@@ -75,6 +75,8 @@ class PassSummary:
     defects: tuple[Defect, ...] = ()
     vertex_scores: F32 | None = None
     alerts: tuple[AlertEvent, ...] = ()
+    rates: tuple[dict[str, float], dict[str, float], int] | None = None  # robot rates, seam rates, window size
+    seam_coverage: dict[str, float] = field(default_factory=dict)
 
 
 class Analyzer(Protocol):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -18,7 +19,11 @@ from typing import Any, cast
 from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
 
+from calibration.meshio import glb_bytes
 from calibration.rig import Rig, load_rig
+from calibration.underbody import UnderbodyModel
+from overlays.builders import scene_message
+from overlays.codec import encode
 from overlays.defect import DefectStatus
 from overlays.messages import Defects, Feedback
 from xrserver.analyzer import Analyzer, DiagnosticAnalyzer
@@ -27,15 +32,20 @@ from xrserver.config import FolderSourceConfig, ServerConfig, TwinSourceConfig, 
 from xrserver.hub import Hub
 from xrserver.ingest import Ingest
 from xrserver.metrics import Metrics
+from xrserver.mqtt import MqttAlerts
+from xrserver.provision import Cell, prepare_inspection
 from xrserver.records import FEEDBACK_STATUS, RecordError, RecordStore
 from xrserver.rest import Api
-from xrserver.scheduler import Scheduler
+from xrserver.scheduler import SCENE_ID, Scheduler
 from xrserver.sources import FolderSource, Source, TwinSource, VideoSource
 from xrserver.sync import FrameSync
 from xrserver.workers import Workers
 from xrserver.ws import WsEndpoint
 
 log = logging.getLogger(__name__)
+
+#: Where clients fetch the underbody mesh (binary glTF, vehicle frame, metres) named in the scene message.
+MESH_PATH = "/api/scene/mesh.glb"
 
 _ACTION_FOR: dict[str, str] = {status: action for action, status in FEEDBACK_STATUS.items()}
 
@@ -46,7 +56,7 @@ def build_sources(config: ServerConfig) -> list[Source]:
         if isinstance(s, TwinSourceConfig):
             out.append(TwinSource(s.name, s.fps, s.width_px, s.height_px, s.seed, s.speed_mps, s.cameras))
         elif isinstance(s, FolderSourceConfig):
-            out.append(FolderSource(s.camera_id, s.path, s.fps, s.loop))
+            out.append(FolderSource(s.camera_id, s.path, s.fps, s.loop, s.depth_path, s.depth_scale_m))
         elif isinstance(s, VideoSourceConfig):
             out.append(VideoSource(s.camera_id, s.url, s.fps, s.loop))
     return out
@@ -54,14 +64,22 @@ def build_sources(config: ServerConfig) -> list[Source]:
 
 class XrServer:
     def __init__(self, config: ServerConfig, auth: TokenAuth, analyzer: Analyzer | None = None,
-                 sources: Sequence[Source] | None = None) -> None:
+                 sources: Sequence[Source] | None = None, progress: bool = False) -> None:
+        """Builds everything but starts nothing. Without ``analyzer``, the configured one is built here:
+        the inspection analyzer loads (or, for the twin on first run, trains) its models, which blocks."""
         self.config = config
         self.auth = auth
         self.sources = list(sources) if sources is not None else build_sources(config)
         camera_ids = tuple(c for s in self.sources for c in s.camera_ids)
         self.rig: Rig | None = load_rig(config.rig) if config.rig else next(
             (s.rig for s in self.sources if isinstance(s, TwinSource)), None)
+        self.cell: Cell | None = None
+        if analyzer is None and config.analyzer.kind == "inspection":
+            self.cell = prepare_inspection(config, self.sources, progress)
+            analyzer = self.cell.analyzer
         self.analyzer: Analyzer = analyzer or DiagnosticAnalyzer(config.analyzer.heatmap_scale)
+        self.mesh_glb: bytes | None = None
+        self.mqtt: MqttAlerts | None = None
         self.workers = Workers()
         self.metrics = Metrics()
         self.hub = Hub(config.server.limits.client_state_queue)
@@ -76,6 +94,14 @@ class XrServer:
         self._monitor: asyncio.Task[None] | None = None
         self._views_state: dict[str, str] = {}
         self.started_ts_ns = 0
+        if self.cell is not None:
+            self._set_scene(self.cell.rig, self.cell.underbody)
+
+    def _set_scene(self, rig: Rig, underbody: UnderbodyModel) -> None:
+        """Serve the mesh at :data:`MESH_PATH` and send every client the scene message first."""
+        self.mesh_glb = glb_bytes(underbody.vertices_vehicle_m, underbody.triangles)
+        sha = hashlib.sha256(self.mesh_glb).hexdigest()
+        self.hub.scene = encode(scene_message(SCENE_ID, MESH_PATH, underbody, rig, sha, self.hub.next_seq()))
 
     # --- lifecycle ------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -85,6 +111,10 @@ class XrServer:
                                    self.rig)
         self.ingest = Ingest(self.sources, self.sync, self.workers, self.scheduler.notify,
                              self.config.sync.reconnect_min_s, self.config.sync.reconnect_max_s)
+        if self.config.mqtt is not None:
+            self.mqtt = MqttAlerts(self.config.mqtt)
+            self.mqtt.start()
+            self.scheduler.on_alert = self.mqtt.publish
         self.scheduler.start()
         self.ingest.start()
         self._monitor = asyncio.create_task(self._watch_views(), name="view-monitor")
@@ -105,6 +135,8 @@ class XrServer:
             await self.scheduler.stop()
         if self.records is not None:
             await self.workers.run("io", self.records.close)
+        if self.mqtt is not None:
+            await self.workers.run("io", self.mqtt.stop)
         await self.workers.aclose()
         log.info("stopped; records flushed")
 

@@ -74,6 +74,7 @@ class TokensConfig(_Model):
 class StorageConfig(_Model):
     db_path: Path = Path("out/records/records.db")
     heatmap_dir: Path | None = None
+    cache_dir: Path = Path("out/cache")  # trained twin models, visibility tables
 
 
 class TwinSourceConfig(_Model):
@@ -93,6 +94,8 @@ class FolderSourceConfig(_Model):
     path: Path
     fps: float = Field(10.0, gt=0, le=120)
     loop: bool = True
+    depth_path: Path | None = None  # a recorded RGB-D sequence: 16-bit PNG depth, same name stems
+    depth_scale_m: float = Field(0.001, gt=0, le=1.0)
 
 
 class VideoSourceConfig(_Model):
@@ -116,11 +119,54 @@ class SyncConfig(_Model):
 
 
 class AnalyzerConfig(_Model):
-    """Which analyzer runs per frame set. ``diagnostic`` is an image statistic, not detection;
-    the model + fusion analyzer is wired in later (``models``/``thresholds`` are kept for it)."""
+    """What runs per frame set.
 
-    kind: Literal["diagnostic"] = "diagnostic"
+    ``inspection`` (default): one anomaly model per view, late fusion on the underbody mesh,
+    tracked defects and alerts. With the twin and no ``models``, a ``model``/``preset`` is
+    trained per camera on first start and cached under ``storage.cache_dir``. ``diagnostic``:
+    an image statistic for plumbing checks, NOT detection.
+    """
+
+    kind: Literal["inspection", "diagnostic"] = "inspection"
+    model: str = "patchcore"
+    preset: str = "twin"
+    runtime: Literal["onnx", "torch"] = "onnx"
+    device: str = "cpu"
+    train_frames: int = Field(24, ge=4, le=10_000)
+    lut_step_m: float = Field(0.02, gt=0, le=1.0)
     heatmap_scale: int = Field(8, ge=1, le=64)
+
+
+class ThresholdsConfig(_Model):
+    """Defect extraction on the fused map (scores in [0, 1]; each model's fitted threshold maps to 0.5)."""
+
+    score: float = Field(0.5, gt=0, le=1)
+    per_seam: dict[str, float] = Field(default_factory=dict)
+    min_area_mm2: float = Field(4.0, ge=0)
+    min_frames: int = Field(2, ge=1)
+    seam_band_mm: float | None = Field(25.0, gt=0)  # defects only within this of a seam; null: anywhere
+
+    @field_validator("per_seam")
+    @classmethod
+    def _in_range(cls, v: dict[str, float]) -> dict[str, float]:
+        for seam, t in v.items():
+            if not 0 < t <= 1:
+                raise ValueError(f"{seam}: thresholds must lie in (0, 1]")
+        return v
+
+
+class MqttConfig(_Model):
+    """Publish alerts to an MQTT broker (e.g. the compose file's mosquitto)."""
+
+    host: str
+    port: int = Field(1883, ge=1, le=65535)
+    topic_prefix: str = Field("xr/cell", pattern=r"^[A-Za-z0-9_./-]{1,128}$")
+    client_id: str = "xrserver"
+    username: str | None = None
+    password: str | None = None
+    tls: bool = False
+    ca_file: Path | None = None
+    max_queued: int = Field(1000, ge=1, le=1_000_000)
 
 
 class ServerConfig(_Model):
@@ -130,9 +176,11 @@ class ServerConfig(_Model):
     sources: tuple[SourceConfig, ...] = (TwinSourceConfig(),)
     rig: Path | None = None
     sync: SyncConfig = SyncConfig()
+    underbody: Path | None = None
     analyzer: AnalyzerConfig = AnalyzerConfig()
-    models: dict[str, str] = Field(default_factory=dict)
-    thresholds: dict[str, float] = Field(default_factory=dict)
+    models: dict[str, Path] = Field(default_factory=dict)
+    thresholds: ThresholdsConfig = ThresholdsConfig()
+    mqtt: MqttConfig | None = None
 
     @model_validator(mode="after")
     def _check(self) -> ServerConfig:
@@ -146,8 +194,13 @@ class ServerConfig(_Model):
                 ids.append(s.camera_id)
         if len(set(ids)) != len(ids):
             raise ValueError(f"sources: camera ids repeat: {sorted(ids)}")
-        if sum(isinstance(s, TwinSourceConfig) for s in self.sources) > 1:
+        n_twin = sum(isinstance(s, TwinSourceConfig) for s in self.sources)
+        if n_twin > 1:
             raise ValueError("sources: at most one twin source")
+        needs = self.rig is None or self.underbody is None or not self.models
+        if self.analyzer.kind == "inspection" and n_twin == 0 and needs:
+            raise ValueError("analyzer: inspection without the twin needs rig, underbody and models "
+                                 "(camera id -> model artifact directory)")
         all_tokens = [t for role in ROLES for t in getattr(self.tokens, role)]
         if len(set(all_tokens)) != len(all_tokens):
             raise ValueError("tokens: the same token is given more than once")

@@ -42,6 +42,7 @@ class Hub:
         self.alerts: dict[str, Alert] = {}
         self._last: dict[Channel, Wire] = {}
         self._gone = (0, 0)  # (replaced, coalesced) of clients that left
+        self.scene: bytes | None = None  # the encoded scene message; every client gets it first
 
     def next_seq(self) -> int:
         return next(self._seq)
@@ -60,8 +61,8 @@ class Hub:
 
     # --- state --------------------------------------------------------------------------------
     def snapshot(self, channels: frozenset[Channel]) -> list[Wire]:
-        """The encoded full current state for ``channels`` (a joining or lagging client)."""
-        out: list[Wire] = []
+        """The encoded full current state for ``channels`` (a joining or lagging client), after the scene."""
+        out: list[Wire] = [(self.scene, 0)] if self.scene is not None else []
         if "passes" in channels and self.pass_start is not None:
             out.append((encode(self.pass_start), 0))
         if "defects" in channels and self.pass_start is not None:

@@ -14,6 +14,7 @@ GET  /api/inspections?limit=&before_ts_ns=  history     passes, newest first
 GET  /api/inspections/{pass_id}             history     one pass, defects, feedback
 POST /api/inspections/{pass_id}/feedback    feedback    ``{"defect_id", "action", "comment"}``
 GET  /api/config                            configure   the running config (tokens hidden)
+GET  /api/scene/mesh.glb                     view        the underbody mesh (binary glTF, vehicle frame)
 ==========================================  ==========  ================================
 """
 
@@ -77,6 +78,7 @@ class Api:
             Route("/api/inspections/{pass_id:str}/feedback", self._guard("feedback", self.post_feedback),
                   methods=["POST"]),
             Route("/api/config", self._guard("configure", self.get_config)),
+            Route("/api/scene/mesh.glb", self._guard("view", self.mesh)),
         ]
 
     async def index(self, request: Request) -> Response:
@@ -135,7 +137,15 @@ class Api:
         await self.s.apply_feedback(pass_id, defect_id, FEEDBACK_STATUS[action])
         return JSONResponse({"feedback_id": fid}, 201)
 
+    async def mesh(self, request: Request, p: Principal) -> Response:
+        if self.s.mesh_glb is None:
+            return JSONResponse({"error": "this server has no underbody mesh (diagnostic analyzer)"}, 404)
+        return Response(self.s.mesh_glb, media_type="model/gltf-binary",
+                        headers={"Cache-Control": "private, max-age=3600"})
+
     async def get_config(self, request: Request, p: Principal) -> Response:
         doc = self.s.config.model_dump(mode="json")
         doc["tokens"] = {role: ["***"] * len(v) for role, v in doc["tokens"].items()}
+        if doc.get("mqtt") and doc["mqtt"].get("password"):
+            doc["mqtt"]["password"] = "***"
         return JSONResponse(doc)

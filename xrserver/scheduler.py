@@ -16,14 +16,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from calibration.rig import Rig
+from overlays.alerts import AlertEvent
 from overlays.builders import alert_message, defects_message, pose_message, quantize_scores
 from overlays.codec import encode
-from overlays.messages import Heatmap, Message, PassEnd, PassStart, Pose, Stats
+from overlays.messages import Heatmap, Message, PassEnd, PassStart, Pose, Stats, ViewState
 from xrserver.analyzer import Analysis, Analyzer, PassSummary
 from xrserver.hub import Hub
 from xrserver.metrics import Metrics
@@ -71,6 +73,9 @@ class Scheduler:
         self.n_passes = 0
         self.last_send_ms = 0.0
         self.last_latency_ms: dict[str, float] = {}
+        #: Per-robot and per-seam defect rates over the alert window, and the window's size (vehicles).
+        self.rates: tuple[dict[str, float], dict[str, float], int] = ({}, {}, 0)
+        self.on_alert: Callable[[AlertEvent], None] | None = None  # e.g. MQTT; called on the loop, must not block
 
     @property
     def current_pass_id(self) -> str | None:
@@ -123,7 +128,8 @@ class Scheduler:
                 await self._end_pass(fs.capture_ts_ns)
             if fs.vehicle_id is not None:
                 await self._begin_pass(fs.vehicle_id, fs.capture_ts_ns)
-        out = await self.workers.run("compute", self._compute, synced, sync_end)
+        views = {s.camera_id: s.state for s in self.sync.statuses(sync_end)}
+        out = await self.workers.run("compute", self._compute, synced, sync_end, views)
         for channel, msg, data in out.messages:
             self.hub.publish(channel, msg, data, fs.capture_ts_ns)
         self.framesets += 1
@@ -134,7 +140,7 @@ class Scheduler:
             self.metrics.stage_latency.labels(stage).observe(max(0, end_ns - fs.capture_ts_ns) / 1e9)
 
     # --- compute worker -------------------------------------------------------------------------
-    def _compute(self, synced: SyncedSet, sync_end_ns: int) -> Processed:
+    def _compute(self, synced: SyncedSet, sync_end_ns: int, views: dict[str, ViewState]) -> Processed:
         """Runs in the compute worker: analyze, then build and encode every message of this set."""
         fs = synced.frameset
         ts = fs.capture_ts_ns
@@ -163,8 +169,9 @@ class Scheduler:
         latency = {k: (v - ts) / 1e6 for k, v in ends.items()}
         latency["send"] = self.last_send_ms
         self.last_latency_ms = latency
-        stats = Stats(ts, {k: max(0.0, v) for k, v in latency.items()}, {}, {}, self.n_passes, self.fps(),
-                      self.hub.next_seq())
+        robot_rate, seam_rate, n_window = self.rates
+        stats = Stats(ts, {k: max(0.0, v) for k, v in latency.items()}, robot_rate, seam_rate, n_window, self.fps(),
+                      self.hub.next_seq(), views)
         encoded.append(("stats", stats, encode(stats)))
         return Processed(analysis, tuple(encoded), ends)
 
@@ -185,11 +192,16 @@ class Scheduler:
         summary: PassSummary = await self.workers.run("compute", self.analyzer.end_pass, p.vehicle_id)
         await self.workers.run("io", self._write_pass, p, summary, end_ts_ns)
         self.n_passes += 1
+        if summary.rates is not None:
+            self.rates = summary.rates
         self.hub.publish("passes", PassEnd(p.vehicle_id, end_ts_ns, len(summary.defects),
-                                           summary.coverage if summary.coverage is not None else 0.0, {},
+                                           summary.coverage if summary.coverage is not None else 0.0,
+                                           summary.seam_coverage,
                                            self.hub.next_seq()))
         for ev in summary.alerts:
             self.hub.publish("alerts", alert_message(ev, self.hub.next_seq()))
+            if self.on_alert is not None:
+                self.on_alert(ev)
         log.info("pass %s ended: %d defects", p.pass_id, len(summary.defects))
 
     def _write_pass(self, p: _Pass, summary: PassSummary, end_ts_ns: int) -> None:

@@ -112,14 +112,21 @@ class TwinSource:
 
 
 class FolderSource:
-    """Images of one camera from a folder, in name order; ``loop`` starts again at the end."""
+    """Images of one camera from a folder, in name order; ``loop`` starts again at the end.
 
-    def __init__(self, camera_id: str, path: Path, fps: float, loop: bool = True) -> None:
+    A recorded RGB-D sequence adds ``depth_path``: a folder with one 16-bit PNG per colour
+    image, of the same name stem, holding depth in units of ``depth_scale_m`` (0: no reading).
+    """
+
+    def __init__(self, camera_id: str, path: Path, fps: float, loop: bool = True,
+                 depth_path: Path | None = None, depth_scale_m: float = 0.001) -> None:
         self.name = f"folder:{camera_id}"
         self.camera_ids: tuple[str, ...] = (camera_id,)
         self.fps: float | None = fps
         self.path = Path(path)
         self.loop = loop
+        self.depth_path = Path(depth_path) if depth_path is not None else None
+        self.depth_scale_m = depth_scale_m
         self._files: list[Path] = []
         self._index = 0
         self._seq = 0
@@ -130,6 +137,8 @@ class FolderSource:
         self._files = sorted(p for p in self.path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not self._files:
             raise SourceError(f"{self.name}: no images in {self.path}")
+        if self.depth_path is not None and not self.depth_path.is_dir():
+            raise SourceError(f"{self.name}: depth folder {self.depth_path} is not a folder")
 
     def read(self) -> Capture | None:
         if self._index >= len(self._files):
@@ -143,8 +152,24 @@ class FolderSource:
         if bgr is None:
             raise SourceError(f"{self.name}: cannot read {f.name}")
         rgb: npt.NDArray[np.uint8] = np.ascontiguousarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), dtype=np.uint8)
+        depth = self._depth(f, rgb.shape[:2]) if self.depth_path is not None else None
         self._seq += 1
-        return Capture((Frame(self.camera_ids[0], rgb, ts, self._seq),), ts)
+        return Capture((Frame(self.camera_ids[0], rgb, ts, self._seq, depth),), ts)
+
+    def _depth(self, colour_file: Path, hw: tuple[int, ...]) -> npt.NDArray[np.float32]:
+        assert self.depth_path is not None
+        f = self.depth_path / f"{colour_file.stem}.png"
+        raw = cv2.imread(str(f), cv2.IMREAD_UNCHANGED)
+        if raw is None:
+            raise SourceError(f"{self.name}: no readable depth image {f.name} for {colour_file.name}")
+        if raw.dtype != np.uint16 or raw.ndim != 2:
+            raise SourceError(f"{self.name}: {f.name} must be a single-channel 16-bit PNG, got {raw.dtype} "
+                              f"with shape {raw.shape}")
+        if raw.shape != hw:
+            raise SourceError(f"{self.name}: depth {f.name} is {raw.shape[1]}x{raw.shape[0]}, "
+                              f"colour is {hw[1]}x{hw[0]}")
+        depth: npt.NDArray[np.float32] = raw.astype(np.float32) * np.float32(self.depth_scale_m)  # 0 stays invalid
+        return depth
 
     def close(self) -> None:
         self._files = []

@@ -15,16 +15,16 @@ from __future__ import annotations
 import logging
 from collections import deque
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
 
+from overlays.messages import ViewState
 from pipeline.frames import Frame, FrameSet
 
 log = logging.getLogger(__name__)
 
-CameraState = Literal["starting", "up", "degraded", "ended"]
+CameraState = ViewState  # the protocol's view states (stats.views)
 
 
 @dataclass(frozen=True, slots=True)

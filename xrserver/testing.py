@@ -53,7 +53,7 @@ async def run_server(config: ServerConfig, sources: Sequence[Source] | None = No
                      analyzer: Analyzer | None = None) -> AsyncIterator[Running]:
     """Start the real server (lifespan included) on 127.0.0.1 and a free port; stop it after."""
     auth, _ = make_auth(config)  # configured tokens, generated ones for the other roles
-    xr = XrServer(config, auth, analyzer, sources)
+    xr = await asyncio.to_thread(XrServer, config, auth, analyzer, sources)  # may train models: off the loop
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]

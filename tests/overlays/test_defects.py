@@ -27,12 +27,14 @@ SEAM = Seam("S-test", "centre", 0, "R7", 8.0, 3.0, np.array([[0.05, -0.3, 1.0], 
             np.array([[0.0, 0.0, -1.0], [0.0, 0.0, -1.0]]))
 
 
-def _pass(n_frames: int = 9, planted: bool = True,
+def _pass(n_frames: int = 9, planted: bool = True, defect_p: np.ndarray = DEFECT_P,
+          thresholds: Thresholds | None = None,
           ) -> tuple[list[list[DefectCandidate]], DefectTracker, list[DefectsDelta]]:
     rig = upward_rig([("up", (0.0, 0.0, 0.0), (0.0, 0.0, 1.0))], 320, 240)
     mesh = panels_mesh([PANEL], 0.005)
     fuser = Fuser.with_luts(rig, mesh, (-0.1, 0.1), 0.02, FusionConfig(use_sensor_depth=False))
-    extractor = DefectExtractor(mesh, SeamMap.build(mesh.vertices_vehicle_m, [SEAM]), Thresholds(score=0.5))
+    extractor = DefectExtractor(mesh, SeamMap.build(mesh.vertices_vehicle_m, [SEAM]),
+                                thresholds or Thresholds(score=0.5))
     tracker = DefectTracker(mesh.n_vertices)
     fuser.begin_pass("V1")
     tracker.begin_pass("V1")
@@ -41,7 +43,7 @@ def _pass(n_frames: int = 9, planted: bool = True,
     deltas: list[DefectsDelta] = []
     for i, s in enumerate(np.linspace(-0.08, 0.08, n_frames)):
         T = rig.conveyor.T_cell_vehicle(float(s))
-        hm = disc_heatmap(cam, T, DEFECT_P, 6.0) if planted else np.zeros((240, 320), np.float32)
+        hm = disc_heatmap(cam, T, defect_p, 6.0) if planted else np.zeros((240, 320), np.float32)
         state = fuser.update_pose(T, {"up": hm}, seq=i, capture_ts_ns=1000 * i)
         c = extractor.extract(state)
         cands.append(c)
@@ -69,6 +71,16 @@ def test_planted_defect_becomes_one_defect_on_its_seam_with_a_stable_id() -> Non
     assert 2 <= final.n_updates <= len(cands) - 1
     assert 300.0 < final.area_mm2 < 3000.0  # a 6 px disc at 1 m is ~26 mm across
     assert final.normal_vehicle[2] < -0.9  # the panel faces down, towards the cameras
+
+
+def test_seam_band_keeps_evidence_away_from_seams_out() -> None:
+    on_seam = Thresholds(score=0.5, seam_band_mm=20.0)
+    assert len(_pass(5, thresholds=on_seam)[1].state()) == 1  # the disc sits on the seam
+    off = np.array([0.3, 0.1, 1.0])  # 25 cm beside the seam: an edge of the body, not a bead
+    assert len(_pass(5, defect_p=off)[1].state()) == 1
+    assert _pass(5, defect_p=off, thresholds=on_seam)[1].state() == ()
+    with pytest.raises(Exception, match="seam_band_mm"):
+        Thresholds(seam_band_mm=0.0)
 
 
 def test_no_evidence_no_defects() -> None:

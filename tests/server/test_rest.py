@@ -17,7 +17,7 @@ from overlays.codec import decode, encode
 from overlays.defect import Defect
 from overlays.messages import Feedback, Hello, Welcome
 from pipeline.twin import DigitalTwin
-from xrserver.config import ServerConfig, StorageConfig, TokensConfig
+from xrserver.config import AnalyzerConfig, ServerConfig, StorageConfig, TokensConfig
 from xrserver.sources import TwinSource
 from xrserver.testing import Running, run_server, scaled
 
@@ -56,7 +56,8 @@ async def _open_pass(srv: Running) -> str:
 
 async def test_roles_records_and_feedback(tmp_path: Path, tiny_twin: DigitalTwin) -> None:
     admin_token = "admin-token-0123456789"
-    cfg = ServerConfig(storage=StorageConfig(db_path=tmp_path / "r.db"), tokens=TokensConfig(admin=(admin_token,)))
+    cfg = ServerConfig(storage=StorageConfig(db_path=tmp_path / "r.db"), tokens=TokensConfig(admin=(admin_token,)),
+                       analyzer=AnalyzerConfig(kind="diagnostic"))
     async with run_server(cfg, [TwinSource.from_twin(tiny_twin, fps=10, camera_ids=("lower",))]) as srv:
         op, sup = srv.auth.token_for("operator"), srv.auth.token_for("supervisor")
         cam = srv.auth.token_for("camera")

@@ -54,11 +54,12 @@ def _get(url: str) -> tuple[int, dict[str, object]]:
 @pytest.mark.slow
 def test_serve_prints_urls_answers_health_and_exits_0_on_sigterm(tmp_path: Path) -> None:
     cfg = tmp_path / "cell.yaml"
-    cfg.write_text("server: {port: 0}\nstorage: {db_path: records/r.db}\n"
+    cfg.write_text("server: {port: 0}\nstorage: {db_path: records/r.db, cache_dir: cache}\n"
+                   "analyzer: {preset: tiny, lut_step_m: 0.1}\n"
                    "sources: [{kind: twin, fps: 10, width_px: 160, height_px: 120, cameras: [lower, oblique_left]}]\n")
-    proc = _serve(["--config", str(cfg)], tmp_path)
+    proc = _serve(["--config", str(cfg), "--log-format", "json"], tmp_path)
     try:
-        urls = _read_urls(proc, scaled(60))
+        urls = _read_urls(proc, scaled(120))  # the first start trains the two cameras' models
         assert {"operator", "supervisor", "admin", "WebSocket", "health", "camera token"} <= set(urls), urls
         op_token = urls["operator"].split("token=")[1]
         base = urls["operator"].split("/?")[0]
@@ -101,6 +102,9 @@ def test_serve_prints_urls_answers_health_and_exits_0_on_sigterm(tmp_path: Path)
             proc.wait()
     assert rc == 0, err[-2000:]
     assert op_token not in err and "token=***" in err, "tokens never reach the logs"
+    logs = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+    assert {"ts", "level", "logger", "msg"} <= set(logs[0]) and any("shutting down" in r["msg"] for r in logs)
+    assert (tmp_path / "cache" / "models").is_dir(), "the models trained on first start are cached"
     db = sqlite3.connect(tmp_path / "records" / "r.db")
     rows = db.execute("SELECT pass_id, ended_ts_ns, model_name FROM passes").fetchall()
     db.close()

@@ -18,7 +18,14 @@ from websockets.asyncio.client import connect
 from overlays.codec import decode, encode
 from overlays.messages import Hello, Stats
 from pipeline.twin import DigitalTwin
-from xrserver.config import FolderSourceConfig, ServerConfig, StorageConfig, SyncConfig, VideoSourceConfig
+from xrserver.config import (
+    AnalyzerConfig,
+    FolderSourceConfig,
+    ServerConfig,
+    StorageConfig,
+    SyncConfig,
+    VideoSourceConfig,
+)
 from xrserver.sources import FolderSource, SourceError, TwinSource, VideoSource
 from xrserver.testing import run_server, scaled
 
@@ -98,6 +105,7 @@ async def test_dead_views_are_reported_while_the_rest_streams(tmp_path: Path, ti
     _write_video(video, n=200)
     cfg = ServerConfig(
         storage=StorageConfig(db_path=tmp_path / "r.db"),
+        analyzer=AnalyzerConfig(kind="diagnostic"),
         sync=SyncConfig(tolerance_ms=150, stale_after_s=0.8, reconnect_min_s=0.2, reconnect_max_s=0.4),
         sources=(FolderSourceConfig(kind="folder", camera_id="short", path=tmp_path / "short", fps=10, loop=False),
                  VideoSourceConfig(kind="video", camera_id="gone", url=str(tmp_path / "absent.mp4")),
@@ -131,3 +139,37 @@ async def test_dead_views_are_reported_while_the_rest_streams(tmp_path: Path, ti
     assert cams["lower"]["state"] == "up" and cams["side"]["state"] == "up" and cams["side"]["fps"] > 5
     assert 'xr_camera_up{camera="gone"} 0.0' in metrics and 'xr_camera_up{camera="lower"} 1.0' in metrics
     assert 'xr_stage_latency_seconds_bucket{le="0.5",stage="encode"}' in metrics
+
+
+def test_recorded_rgbd_sequence_reads_colour_and_depth(tmp_path: Path, tiny_twin: DigitalTwin) -> None:
+    """A recording of the twin's RGB-D lower camera: colour PNGs plus 16-bit depth PNGs in millimetres."""
+    (tmp_path / "rgb").mkdir()
+    (tmp_path / "depth").mkdir()
+    scene = tiny_twin.vehicle(0)
+    truth = []
+    for k, s in enumerate((-0.5, 0.0, 0.5)):
+        frame = tiny_twin.render(scene, s, camera_ids=["lower"]).frameset.frames[0]
+        assert frame.depth_m is not None
+        mm = np.round(np.nan_to_num(frame.depth_m) * 1000).astype(np.uint16)
+        cv2.imwrite(str(tmp_path / "rgb" / f"{k:04d}.png"), cv2.cvtColor(frame.image, cv2.COLOR_RGB2BGR))
+        cv2.imwrite(str(tmp_path / "depth" / f"{k:04d}.png"), mm)
+        truth.append((frame.image, mm))
+    src = FolderSource("lower", tmp_path / "rgb", fps=10, loop=False, depth_path=tmp_path / "depth")
+    src.open()
+    for image, mm in truth:
+        cap = src.read()
+        assert cap is not None
+        f = cap.frames[0]
+        assert np.array_equal(f.image, image)
+        assert f.depth_m is not None and f.depth_m.dtype == np.float32
+        assert np.allclose(f.depth_m, mm.astype(np.float32) / 1000, atol=1e-6)
+    assert src.read() is None
+
+    cv2.imwrite(str(tmp_path / "depth" / "0001.png"), np.zeros((10, 10), np.uint16))  # wrong size
+    cv2.imwrite(str(tmp_path / "depth" / "0002.png"), np.zeros(truth[0][1].shape, np.uint8))  # 8-bit
+    (tmp_path / "depth" / "0000.png").unlink()  # missing
+    src = FolderSource("lower", tmp_path / "rgb", fps=10, loop=False, depth_path=tmp_path / "depth")
+    src.open()
+    for expected in ("no readable depth image 0000.png", "depth 0001.png is 10x10", "16-bit PNG"):
+        with pytest.raises(SourceError, match=expected):
+            src.read()

@@ -18,7 +18,7 @@ from overlays.messages import Defects, Feedback, Hello, Message, PassStart, Pose
 from pipeline.frames import FrameSet
 from pipeline.twin import DigitalTwin
 from xrserver.analyzer import Analysis, DiagnosticAnalyzer
-from xrserver.config import LimitsConfig, ServerConfig, ServerSection, StorageConfig, SyncConfig
+from xrserver.config import AnalyzerConfig, LimitsConfig, ServerConfig, ServerSection, StorageConfig, SyncConfig
 from xrserver.sources import TwinSource
 from xrserver.testing import Running, run_server, scaled
 
@@ -30,6 +30,7 @@ def _config(tmp_path: Any, **limits: Any) -> ServerConfig:
         server=ServerSection(limits=LimitsConfig(**limits)),
         storage=StorageConfig(db_path=tmp_path / "records.db"),
         sync=SyncConfig(tolerance_ms=60, stale_after_s=1.0, reconnect_min_s=0.2),
+        analyzer=AnalyzerConfig(kind="diagnostic"),  # transport tests; tests/server/test_inspection.py runs models
     )
 
 

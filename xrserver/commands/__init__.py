@@ -2,6 +2,6 @@
 
 from types import ModuleType
 
-from xrserver.commands import serve, twin
+from xrserver.commands import serve, twin, watch
 
-COMMAND_MODULES: tuple[ModuleType, ...] = (twin, serve)
+COMMAND_MODULES: tuple[ModuleType, ...] = (twin, serve, watch)

@@ -12,16 +12,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import logging
 import signal
 import socket
 import sys
 from collections.abc import Generator
+from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 
 import uvicorn
 
+from pipeline.fusion import FusionError
+from pipeline.models.errors import ModelError
 from xrserver.app import XrServer
 from xrserver.auth import ROLES, Role, TokenAuth
 from xrserver.config import ConfigError, ServerConfig, load_config
@@ -37,6 +41,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--config", type=Path, default=None, help="YAML config file (default: the embedded twin)")
     p.add_argument("--host", default=None, help="address to bind (default 127.0.0.1, or the config's)")
     p.add_argument("--port", type=int, default=None, help="port (default 8765, or the config's; 0: any free port)")
+    p.add_argument("--log-format", choices=("text", "json"), default="text",
+                   help="log lines on stderr: text (default) or one JSON object per line")
     p.set_defaults(func=cmd_serve)
 
 
@@ -73,10 +79,22 @@ def make_auth(config: ServerConfig) -> tuple[TokenAuth, set[Role]]:
     return TokenAuth(tokens), fresh
 
 
-def setup_logging(auth: TokenAuth, verbose: bool) -> None:
-    """Structured one-line logs on stderr; every record passes the token redactor."""
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: ts (UTC ISO 8601), level, logger, msg, and exc when there is one."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        doc = {"ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+               "level": record.levelname, "logger": record.name, "msg": record.getMessage()}
+        if record.exc_info:
+            doc["exc"] = self.formatException(record.exc_info)
+        return json.dumps(doc, ensure_ascii=False)
+
+
+def setup_logging(auth: TokenAuth, verbose: bool, fmt: str = "text") -> None:
+    """One line per record on stderr (text, or JSON for log shippers); every record passes the token redactor."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(JsonFormatter() if fmt == "json" else
+                         logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(auth.redactor())
     root = logging.getLogger()
     for h in list(root.handlers):
@@ -144,12 +162,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if not 0 <= port <= 65535:
         raise CliError(f"--port {port} is out of range (0..65535)")
     auth, fresh = make_auth(config)
-    setup_logging(auth, getattr(args, "verbose", False))
+    setup_logging(auth, getattr(args, "verbose", False), args.log_format)
     try:  # fail at start, in one line, on an unusable records database rather than in the lifespan
         RecordStore(config.storage.db_path, config.storage.heatmap_dir).close()
     except (RecordError, OSError) as e:
         raise CliError(f"storage.db_path: {e}") from None
-    xr = XrServer(config, auth)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -158,6 +175,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except OSError as e:
         sock.close()
         raise CliError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+    try:  # the port is ours before the (first-run) model training starts
+        xr = XrServer(config, auth, progress=True)
+    except (ModelError, FusionError, ValueError, OSError) as e:
+        sock.close()
+        raise CliError(f"cannot prepare the analyzer: {e}") from None
     port = sock.getsockname()[1]
     tls = config.server.tls
     server = _Uvicorn(uvicorn_config(xr, config), xr)

@@ -1,0 +1,26 @@
+"""Every metric of the paper: image and pixel level, AUPRO, IoU-optimal operating point, size tertiles, stats."""
+
+from pipeline.metrics.aupro import aupro
+from pipeline.metrics.image import ImageMetrics, image_metrics
+from pipeline.metrics.pixel import PixelMetrics, pixel_metrics
+from pipeline.metrics.sizes import SizeTertiles, fn_size_tertiles
+from pipeline.metrics.stats import MeanStd, PairedTest, benjamini_hochberg, mean_std, paired_tests
+from pipeline.metrics.thresholds import OperatingPoint, best_f1_point, best_iou_point
+
+__all__ = [
+    "ImageMetrics",
+    "MeanStd",
+    "OperatingPoint",
+    "PairedTest",
+    "PixelMetrics",
+    "SizeTertiles",
+    "aupro",
+    "benjamini_hochberg",
+    "best_f1_point",
+    "best_iou_point",
+    "fn_size_tertiles",
+    "image_metrics",
+    "mean_std",
+    "paired_tests",
+    "pixel_metrics",
+]

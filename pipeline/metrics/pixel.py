@@ -1,0 +1,48 @@
+"""Pixel-level metrics: AUROC, AU-PR, AUPRO@0.3, and IoU/P/R/F1/FP_share at the IoU-maximising threshold."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+from pipeline.metrics.aupro import aupro
+from pipeline.metrics.thresholds import OperatingPoint, best_iou_point, point_at
+
+
+@dataclass(frozen=True, slots=True)
+class PixelMetrics:
+    auroc: float
+    au_pr: float
+    aupro: float
+    iou: float
+    precision: float
+    recall: float
+    f1: float
+    fp_share: float
+    point: OperatingPoint
+
+
+def pixel_metrics(masks: npt.ArrayLike, maps: npt.ArrayLike, valid: npt.ArrayLike | None = None,
+                  threshold: float | None = None, fpr_limit: float = 0.3) -> PixelMetrics:
+    """``masks`` (N, H, W) bool GT, ``maps`` (N, H, W) scores. ``threshold=None`` → τ* (IoU-optimal).
+
+    ``valid`` (N, H, W) bool restricts AUROC/AU-PR/operating point to those pixels (e.g. an ROI); AUPRO
+    always uses whole images (the maps should already be masked then).
+
+    Raises:
+        ValueError: shapes differ, or no anomalous / no normal pixel.
+    """
+    m = np.asarray(masks, bool)
+    s = np.asarray(maps, np.float32)
+    if m.shape != s.shape:
+        raise ValueError(f"masks {m.shape} and maps {s.shape} differ")
+    sel = np.ones(m.shape, bool) if valid is None else np.asarray(valid, bool)
+    y, v = m[sel], s[sel]
+    if not y.any() or y.all():
+        raise ValueError("pixel metrics need both anomalous and normal pixels")
+    pt = point_at(y, v, threshold) if threshold is not None else best_iou_point(y, v)
+    return PixelMetrics(float(roc_auc_score(y, v)), float(average_precision_score(y, v)), aupro(m, s, fpr_limit),
+                        pt.iou, pt.precision, pt.recall, pt.f1, pt.fp_share, pt)

@@ -1,0 +1,94 @@
+"""The registry of models by name: presets, network builders and fit functions."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from torch import nn
+
+from pipeline.models import efficientad, efficientad_fit, gaussian, patchcore, patchcore_fit, simplenet, simplenet_fit
+from pipeline.models.contract import U8
+from pipeline.models.errors import ConfigError
+from pipeline.models.training import FitContext
+
+
+@dataclass(frozen=True, slots=True)
+class ModelEntry:
+    """One model: ``build(config)`` makes an untrained network, ``fit(config, images, ctx)`` a trained one."""
+
+    name: str
+    version: str
+    config_type: type[Any]
+    presets: Mapping[str, Any]
+    build: Callable[[Any], nn.Module]
+    fit: Callable[[Any, U8, FitContext], nn.Module]
+    summary: str
+
+
+def _ead(size: str) -> dict[str, Any]:
+    p = efficientad.PRESETS
+    return {
+        "paper": p["paper-s" if size == "small" else "paper-m"],
+        "tiny": dataclasses.replace(p["tiny"], pdn_size=size),
+        "twin": dataclasses.replace(p["twin-s"], pdn_size=size),
+    }
+
+
+MODELS: dict[str, ModelEntry] = {
+    "gaussian": ModelEntry("gaussian", "1.0", gaussian.GaussianConfig, gaussian.PRESETS, gaussian.build,
+                           gaussian.fit, "per-pixel colour Gaussian (trivial baseline)"),
+    "patchcore": ModelEntry("patchcore", "1.0", patchcore.PatchCoreConfig, patchcore.PRESETS, patchcore.build,
+                            patchcore_fit.fit, "memory bank of layer2+3 patch features, greedy coreset"),
+    "efficientad-s": ModelEntry("efficientad-s", "1.0", efficientad.EfficientADConfig, _ead("small"),
+                                efficientad.build, efficientad_fit.fit, "PDN-S student-teacher + autoencoder"),
+    "efficientad-m": ModelEntry("efficientad-m", "1.0", efficientad.EfficientADConfig, _ead("medium"),
+                                efficientad.build, efficientad_fit.fit, "PDN-M student-teacher + autoencoder"),
+    "simplenet": ModelEntry("simplenet", "1.0", simplenet.SimpleNetConfig, simplenet.PRESETS, simplenet.build,
+                            simplenet_fit.fit, "feature adapter + discriminator on noisy features"),
+}
+
+
+def get_entry(name: str) -> ModelEntry:
+    """Raises ConfigError for an unknown name, listing the known ones."""
+    try:
+        return MODELS[name]
+    except KeyError:
+        raise ConfigError(f"unknown model {name!r}; known: {sorted(MODELS)}") from None
+
+
+def make_config(name: str, preset: str = "tiny", **overrides: Any) -> Any:
+    """The preset's config with ``overrides`` (e.g. ``input_size_wh=(640, 480)``) applied.
+
+    Raises:
+        ConfigError: unknown model, preset or option.
+    """
+    entry = get_entry(name)
+    if preset not in entry.presets:
+        raise ConfigError(f"model {name!r} has no preset {preset!r}; use one of {sorted(entry.presets)}")
+    cfg = entry.presets[preset]
+    fields = {f.name for f in dataclasses.fields(cfg)}
+    bad = sorted(set(overrides) - fields)
+    if bad:
+        raise ConfigError(f"model {name!r} has no option(s) {bad}; options: {sorted(fields)}")
+    return dataclasses.replace(cfg, **overrides)
+
+
+def config_to_dict(cfg: Any) -> dict[str, Any]:
+    return dataclasses.asdict(cfg)
+
+
+def config_from_dict(name: str, data: Mapping[str, Any]) -> Any:
+    """Rebuild a config from its manifest form. Raises ConfigError on unknown or missing fields."""
+    entry = get_entry(name)
+    fields = {f.name for f in dataclasses.fields(entry.config_type)}
+    bad = sorted(set(data) - fields)
+    if bad:
+        raise ConfigError(f"manifest config for {name!r} has unknown field(s) {bad}")
+    clean = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+    try:
+        return entry.config_type(**clean)
+    except TypeError as e:
+        raise ConfigError(f"manifest config for {name!r} is invalid: {e}") from e

@@ -1,0 +1,45 @@
+"""A small twin set for the model tests: normal frames of one camera and a planted defect."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+import torch
+
+from pipeline.twin import DigitalTwin
+
+torch.set_num_threads(2)
+
+
+@dataclass(frozen=True)
+class SmallSet:
+    train: npt.NDArray[np.uint8]        # (N, 240, 320, 3) normal frames
+    normal_test: npt.NDArray[np.uint8]  # (M, 240, 320, 3) normal frames of unseen vehicles
+    defect: npt.NDArray[np.uint8]       # (1, 240, 320, 3) a normal frame with a planted defect
+    defect_mask: npt.NDArray[np.bool_]  # (1, 240, 320)
+
+
+@pytest.fixture(scope="session")
+def small_set(small_twin: DigitalTwin) -> SmallSet:
+    rng = np.random.default_rng(0)
+    cam = "lower"
+
+    def frames(vehicle: int, n: int) -> list[npt.NDArray[np.uint8]]:
+        scene = small_twin.vehicle(vehicle, defect_types=[])
+        out = []
+        for _ in range(n):
+            s = float(rng.uniform(-1.2, 1.2))
+            out.append(small_twin.render(scene, s, camera_ids=[cam]).frameset.frames[0].image)
+        return out
+
+    train = np.stack(frames(0, 3) + frames(1, 3) + frames(2, 3))
+    normal_test = np.stack(frames(3, 2) + frames(4, 2))
+    # plant a 12x12 px magenta blob (a foreign deposit) on a copy of an unseen normal frame
+    defect = normal_test[0].copy()
+    mask = np.zeros(defect.shape[:2], bool)
+    mask[100:112, 150:162] = True
+    defect[mask] = (255, 0, 255)
+    return SmallSet(train, normal_test, defect[None], mask[None])

@@ -1,0 +1,90 @@
+"""The paper's metrics checked against hand-computed values and scikit-learn / scipy references."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+from pipeline.metrics import (
+    aupro,
+    benjamini_hochberg,
+    best_iou_point,
+    fn_size_tertiles,
+    image_metrics,
+    mean_std,
+    paired_tests,
+    pixel_metrics,
+)
+
+
+def test_image_metrics_match_scikit_learn_and_hand_counts() -> None:
+    y = np.array([0, 0, 0, 1, 1, 1, 0, 1], bool)
+    s = np.array([0.1, 0.4, 0.35, 0.8, 0.7, 0.3, 0.2, 0.9])
+    m = image_metrics(y, s, threshold=0.5)
+    assert m.auroc == pytest.approx(roc_auc_score(y, s))
+    assert m.au_pr == pytest.approx(average_precision_score(y, s))
+    # at 0.5: TP = 3 (0.8, 0.7, 0.9), FN = 1 (0.3), FP = 0
+    assert (m.point.tp, m.point.fp, m.point.fn) == (3, 0, 1)
+    assert m.precision == 1.0 and m.recall == 0.75 and m.f1 == pytest.approx(6 / 7)
+    assert m.fp_share == 0.0  # FP / (FP + FN), Eq. (13)
+    with pytest.raises(ValueError, match="both"):
+        image_metrics(np.ones(3, bool), np.ones(3))
+
+
+def test_iou_optimal_threshold_is_the_best_over_all_thresholds() -> None:
+    rng = np.random.default_rng(1)
+    y = rng.random(400) < 0.2
+    s = y * 0.5 + rng.random(400)
+    pt = best_iou_point(y, s)
+    brute = max(((y & (s >= t)).sum() / ((y | (s >= t)).sum()), t) for t in np.unique(s))
+    assert pt.iou == pytest.approx(brute[0])
+
+
+def test_pixel_metrics_and_aupro_of_a_perfect_and_a_blind_detector() -> None:
+    masks = np.zeros((2, 16, 16), bool)
+    masks[0, 4:8, 4:8] = True
+    masks[1, 10:12, 2:14] = True
+    perfect = masks.astype(np.float32)
+    p = pixel_metrics(masks, perfect)
+    assert p.auroc == 1.0 and p.au_pr == 1.0 and p.aupro == pytest.approx(1.0)
+    assert p.iou == 1.0 and p.fp_share == 0.0
+    inverted = 1.0 - perfect
+    assert aupro(masks, inverted) == pytest.approx(0.0)
+
+
+def test_aupro_on_a_constructed_case() -> None:
+    """One region of 4 pixels, 12 normal pixels. Scores: two region pixels first, then 6 normal
+    pixels (FPR 0.5 > 0.3), then the rest. PRO = 0.5 from FPR 0 on, so AUPRO(0.3) = 0.5."""
+    masks = np.zeros((1, 4, 4), bool)
+    masks[0, 0, :] = True
+    maps = np.zeros((1, 4, 4))
+    maps[0, 0, :2] = 1.0
+    maps[0, 1:, :2] = 0.5  # 6 normal pixels
+    assert aupro(masks, maps, fpr_limit=0.3) == pytest.approx(0.5)
+
+
+def test_size_tertiles_count_misses_per_view_and_bin() -> None:
+    views = ["lower"] * 6 + ["side"] * 3
+    ratios = [0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.1, 0.2, 0.3]
+    missed = [True, True, False, False, False, True, True, False, False]
+    t = {s.view: s for s in fn_size_tertiles(views, ratios, missed)}
+    assert (t["lower"].fn_small, t["lower"].fn_medium, t["lower"].fn_large) == (2, 0, 1)
+    assert t["lower"].n_small + t["lower"].n_medium + t["lower"].n_large == 6
+    assert t["side"].fn_small == 1
+
+
+def test_benjamini_hochberg_and_paired_tests_match_scipy() -> None:
+    p = np.array([0.01, 0.04, 0.03, 0.2, 0.5])
+    np.testing.assert_allclose(benjamini_hochberg(p), stats.false_discovery_control(p, method="bh"))
+    runs = {"a": [0.90, 0.91, 0.92, 0.93], "b": [0.80, 0.82, 0.81, 0.83], "c": [0.90, 0.92, 0.91, 0.94]}
+    tests = {(t.model_a, t.model_b): t for t in paired_tests(runs)}
+    ref = stats.ttest_rel(runs["a"], runs["b"])
+    assert tests[("a", "b")].t == pytest.approx(ref.statistic) and tests[("a", "b")].p == pytest.approx(ref.pvalue)
+    raw = [tests[k].p for k in sorted(tests)]
+    np.testing.assert_allclose([tests[k].p_bh for k in sorted(tests)], stats.false_discovery_control(raw))
+    ms = mean_std([0.9, 0.92, 0.94])
+    assert ms.mean == pytest.approx(0.92) and ms.std == pytest.approx(0.02)
+    with pytest.raises(ValueError, match="matched runs"):
+        paired_tests({"a": [0.9, 0.8], "b": [0.9]})

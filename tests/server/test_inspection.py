@@ -1,0 +1,123 @@
+"""The server's main job end to end: the twin -> trained models -> fusion -> defects -> a real client.
+
+The models are trained once per session into a temporary cache (the same code path as the
+first ``xrserver serve``); every test then starts the real server on loopback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import sys
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from clients.python import XrClient
+from overlays.messages import PassEnd, Scene
+from pipeline.twin import DigitalTwin, TwinConfig
+from xrserver.config import AnalyzerConfig, ServerConfig, StorageConfig, SyncConfig
+from xrserver.inspection import InspectionAnalyzer
+from xrserver.sources import TwinSource
+from xrserver.testing import REPO_ROOT, run_server, scaled
+
+#: The issue's acceptance: reported defects lie within this distance of the twin's ground truth.
+MATCH_MM = 15.0
+PRESET = os.environ.get("XR_TEST_PRESET", "tiny")
+
+
+@dataclass(frozen=True)
+class Cell:
+    twin: DigitalTwin
+    cache: Path
+
+
+@pytest.fixture(scope="session")
+def cell(tmp_path_factory: pytest.TempPathFactory) -> Cell:
+    """A fast conveyor (0.5 m/s: one vehicle in ~14 s) and its models, trained on first use."""
+    twin = DigitalTwin(TwinConfig(seed=0, width_px=320, height_px=240, speed_mps=0.5))
+    return Cell(twin, tmp_path_factory.mktemp("cache"))
+
+
+def _config(cell: Cell, tmp_path: Path) -> ServerConfig:
+    return ServerConfig(storage=StorageConfig(db_path=tmp_path / "records.db", cache_dir=cell.cache),
+                        sync=SyncConfig(tolerance_ms=60, stale_after_s=2.0),
+                        analyzer=AnalyzerConfig(preset=PRESET, lut_step_m=0.05))
+
+
+def _gt_distance_mm(twin: DigitalTwin, vehicle_index: int, p_vehicle_m: tuple[float, float, float]) -> float:
+    """Distance from a point to the nearest ground-truth defect (its sample points) of one vehicle."""
+    scene = twin.vehicle(vehicle_index)
+    if not scene.regions:
+        return float("inf")
+    p = np.asarray(p_vehicle_m)
+    return 1000.0 * min(float(np.linalg.norm(r.centers_m - p, axis=1).min()) for r in scene.regions)
+
+
+@pytest.mark.xfail(strict=True, reason="issue 3 open: the default PatchCore does not yet localize the twin's "
+                   "beads at 320x240 (no defect reported); the pipeline itself runs (coverage is asserted first)")
+async def test_defects_streamed_to_a_client_match_the_twin_ground_truth(cell: Cell, tmp_path: Path) -> None:
+    source = TwinSource.from_twin(cell.twin, fps=10)
+    async with run_server(_config(cell, tmp_path), [source]) as srv:
+        assert isinstance(srv.xr.analyzer, InspectionAnalyzer)
+        async with XrClient(srv.ws_url().split("?")[0], srv.auth.token_for("supervisor"), "supervisor") as client:
+            ended: PassEnd | None = None
+            async with asyncio.timeout(scaled(90)):
+                async for msg in client:
+                    if isinstance(msg, PassEnd) and msg.vehicle_id == cell.twin.vehicle(0).spec.vehicle_id:
+                        ended = msg
+                        break
+            assert ended is not None
+            defects = list(client.state.defects.values())
+    truth = cell.twin.vehicle(0)
+    print(f"vehicle 0: {[r.spec.defect_type for r in truth.regions]}; reported "
+          f"{[(d.seam_id, round(_gt_distance_mm(cell.twin, 0, d.centroid_vehicle_m))) for d in defects]}")
+    assert ended.coverage > 0.9, "the four cameras see most of the seams over a pass"
+    assert defects, "the planted defects were reported"
+    for d in defects:
+        assert d.vehicle_id == truth.spec.vehicle_id
+        assert _gt_distance_mm(cell.twin, 0, d.centroid_vehicle_m) <= MATCH_MM, f"{d.defect_id} is a false defect"
+
+
+async def test_scene_comes_first_and_the_mesh_it_names_is_served(cell: Cell, tmp_path: Path) -> None:
+    source = TwinSource.from_twin(cell.twin, fps=10)
+    async with run_server(_config(cell, tmp_path), [source]) as srv:
+        token = srv.auth.token_for("operator")
+        async with XrClient(srv.ws_url().split("?")[0], token, "operator") as client:
+            first = await client.receive(scaled(10))
+        assert isinstance(first, Scene)
+        assert len(first.seams) == len(cell.twin.seams)
+        assert {c.camera_id for c in first.rig.cameras} == set(cell.twin.rig.camera_ids)
+
+        def fetch(tok: str | None) -> tuple[int, bytes]:
+            req = urllib.request.Request(srv.http + first.mesh_url,
+                                         headers={"Authorization": f"Bearer {tok}"} if tok else {})
+            try:
+                with urllib.request.urlopen(req, timeout=10) as r:
+                    return r.status, r.read()
+            except urllib.error.HTTPError as e:
+                return e.code, b""
+
+        status, glb = await asyncio.to_thread(fetch, token)
+        assert status == 200 and glb[:4] == b"glTF"
+        assert hashlib.sha256(glb).hexdigest() == first.mesh_sha256
+        assert (await asyncio.to_thread(fetch, None))[0] == 401
+
+
+async def test_watch_prints_live_defects(cell: Cell, tmp_path: Path) -> None:
+    source = TwinSource.from_twin(cell.twin, fps=10)
+    async with run_server(_config(cell, tmp_path), [source]) as srv:
+        env = {**os.environ, "XR_TOKEN": srv.auth.token_for("operator")}
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "xrserver.cli", "watch", srv.ws_url().split("?")[0], "--json",
+            "--max-events", "2", cwd=REPO_ROOT, env=env, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE)
+        out, err = await asyncio.wait_for(proc.communicate(), scaled(90))
+    assert proc.returncode == 0, err.decode()
+    lines = out.decode().splitlines()
+    assert len(lines) == 2
+    assert '"event": "pass_start"' in lines[0]

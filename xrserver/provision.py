@@ -1,0 +1,238 @@
+"""What the inspection analyzer needs before the first frame: visibility tables and view models.
+
+Both are cached on disk under a key of everything they depend on, so only the first start pays:
+
+* :func:`cached_luts` builds one :class:`~pipeline.fusion.VisibilityLUT` per camera (a raycast per
+  camera and conveyor step, ~30 s for the default twin on 2 cores) and stores it as ``.npz``.
+* :func:`twin_models` trains one anomaly model per twin camera on normal frames rendered by the
+  twin, calibrates its thresholds on frames with planted defects (ground-truth masks from the
+  twin), and saves a verified artifact (weights, ONNX, manifest); later starts load the artifact
+  with ONNX Runtime.
+
+A damaged cache entry is rebuilt, with a warning. Blocking; called before the server listens.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from tqdm import tqdm
+
+from calibration.rig import Rig, load_rig, rig_to_dict
+from calibration.underbody import UnderbodyModel, load_underbody
+from overlays.extract import Thresholds
+from pipeline.fusion import FusionError, FusionMesh, MeshRaycaster, VisibilityLUT
+from pipeline.models import api as models_api
+from pipeline.models.errors import ModelError
+from pipeline.models.runtime import InferenceModel
+from pipeline.models.training import FitContext
+from pipeline.twin import DigitalTwin
+from pipeline.twin.defects import DEFECT_TYPES
+from xrserver.config import ServerConfig
+from xrserver.inspection import HeatmapModel, InspectionAnalyzer
+from xrserver.sources import Source, TwinSource
+
+log = logging.getLogger(__name__)
+
+U8 = npt.NDArray[np.uint8]
+F32 = npt.NDArray[np.float32]
+
+#: Bump when the training recipe below changes, so old cached models are not reused.
+RECIPE_VERSION = "1"
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Cell:
+    """The inspected cell as the server sees it: geometry for clients and the analyzer over it."""
+
+    rig: Rig
+    underbody: UnderbodyModel
+    analyzer: InspectionAnalyzer
+
+
+def _digest(*parts: Any) -> str:
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(p if isinstance(p, bytes) else json.dumps(p, sort_keys=True, default=str).encode())
+    return h.hexdigest()[:16]
+
+
+def cached_luts(rig: Rig, mesh: FusionMesh, s_range_m: tuple[float, float], step_m: float,
+                cache_dir: Path, camera_ids: Sequence[str] | None = None,
+                progress: bool = False) -> dict[str, VisibilityLUT]:
+    """One visibility table per camera (all, or ``camera_ids``), from ``cache_dir`` or built (and stored) now."""
+    key = _digest(rig_to_dict(rig), mesh.vertices_vehicle_m.tobytes(), mesh.normals_vehicle.tobytes(),
+                  list(s_range_m), step_m)
+    folder = cache_dir / "luts" / key
+    out: dict[str, VisibilityLUT] = {}
+    raycaster: MeshRaycaster | None = None
+    wanted = [c for c in rig.cameras if camera_ids is None or c.camera_id in camera_ids]
+    cams = tqdm(wanted, desc="visibility tables", unit="camera", disable=not progress)
+    for cam in cams:
+        path = folder / f"{cam.camera_id}.npz"
+        if path.exists():
+            try:
+                lut = VisibilityLUT.load(path)
+                if lut.n_vertices == mesh.n_vertices and lut.camera_id == cam.camera_id:
+                    out[cam.camera_id] = lut
+                    continue
+                log.warning("%s does not match the mesh; rebuilding it", path)
+            except FusionError as e:
+                log.warning("cached visibility table unusable (%s); rebuilding it", e)
+        raycaster = raycaster or MeshRaycaster(mesh)
+        lut = VisibilityLUT.build(cam, raycaster, rig.conveyor, s_range_m, step_m)
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp.npz")
+        lut.save(tmp)
+        tmp.replace(path)
+        out[cam.camera_id] = lut
+    return out
+
+
+class ModelHeatmaps:
+    """Adapts a calibrated :class:`~pipeline.models.runtime.InferenceModel` to the analyzer's HeatmapModel."""
+
+    def __init__(self, model: InferenceModel) -> None:
+        if model.calibration is None:
+            raise ModelError(f"model {model.name} has no calibration; the server needs fitted thresholds")
+        self.model = model
+        self.name = model.name
+        self.version = str(model.manifest.get("model_version", "?"))
+
+    def heatmaps(self, images: U8) -> F32:
+        pred = self.model.predict(images)
+        assert pred.maps_norm is not None  # calibrated, checked above
+        return pred.maps_norm
+
+
+def _training_frames(twin: DigitalTwin, camera_ids: Sequence[str], n: int, seed: int) -> dict[str, U8]:
+    """Normal frames per camera: ``n`` defect-free frame sets (4 vehicles) at random conveyor positions."""
+    rng = np.random.default_rng(seed)
+    s0, s1 = twin.pass_range_m()
+    out: dict[str, list[U8]] = {c: [] for c in camera_ids}
+    per_vehicle = -(-n // 4)
+    for v in range(4):
+        scene = twin.vehicle(10_000 + v, defect_types=[])
+        for s in rng.uniform(s0, s1, per_vehicle):
+            for f in twin.render(scene, float(s), camera_ids=camera_ids).frameset.frames:
+                out[f.camera_id].append(f.image)
+    return {c: np.stack(v[:n]) for c, v in out.items()}
+
+
+def _validation_frames(twin: DigitalTwin, camera_ids: Sequence[str],
+                       n_vehicles: int) -> dict[str, tuple[U8, npt.NDArray[np.bool_]]]:
+    """Per camera: frames with each planted defect centred in view, one normal frame per vehicle, and masks."""
+    imgs: dict[str, list[U8]] = {c: [] for c in camera_ids}
+    masks: dict[str, list[npt.NDArray[np.bool_]]] = {c: [] for c in camera_ids}
+    s_lo, s_hi = twin.pass_range_m()
+    for k in range(n_vehicles):
+        types = [DEFECT_TYPES[(2 * k + j) % len(DEFECT_TYPES)] for j in range(2)]
+        scene = twin.vehicle(20_000 + k, defect_types=types)
+        shots = [(scene, float(np.clip(twin.s_centering(c, r.centroid_m), s_lo, s_hi)), c)
+                 for r in scene.regions for c in camera_ids]
+        shots += [(twin.vehicle(30_000 + k, defect_types=[]), 0.0, c) for c in camera_ids]
+        for sc, s, cid in shots:
+            sample = twin.render(sc, s, camera_ids=[cid])
+            imgs[cid].append(sample.frameset.frames[0].image)
+            masks[cid].append(sample.truth[cid].defect_mask)
+    return {c: (np.stack(imgs[c]), np.stack(masks[c])) for c in camera_ids}
+
+
+def twin_models(twin: DigitalTwin, camera_ids: Sequence[str], cache_dir: Path, model: str = "patchcore",
+                preset: str = "twin", n_train: int = 24, n_val_vehicles: int = 3, seed: int = 0,
+                progress: bool = False, runtime: str = "onnx") -> dict[str, ModelHeatmaps]:
+    """One calibrated model per camera, loaded from ``cache_dir`` or trained on the twin now.
+
+    Raises :class:`~pipeline.models.errors.ModelError` when training or export fails.
+    """
+    key = _digest(RECIPE_VERSION, asdict(twin.config), model, preset, n_train, n_val_vehicles, seed)
+    out: dict[str, ModelHeatmaps] = {}
+    todo = []
+    for cid in camera_ids:
+        folder = cache_dir / "models" / f"{model}-{preset}-{key}" / cid
+        try:
+            out[cid] = ModelHeatmaps(models_api.load_model(folder, runtime=runtime))
+            log.info("model for %s loaded from %s", cid, folder)
+        except ModelError as e:
+            if folder.exists():
+                log.warning("cached model for %s unusable (%s); training it again", cid, e)
+                shutil.rmtree(folder)
+            todo.append((cid, folder))
+    if not todo:
+        return out
+    bar = tqdm(total=1 + 3 * len(todo), desc=f"training {model} on the twin (first run only)", unit="step",
+               disable=not progress)
+    bar.set_postfix_str("rendering")
+    ids = [cid for cid, _ in todo]
+    train = _training_frames(twin, ids, n_train, seed)
+    val = _validation_frames(twin, ids, n_val_vehicles)
+    bar.update()
+    for cid, folder in todo:
+        bar.set_postfix_str(cid)
+        val_imgs, val_masks = val[cid]
+        trained = models_api.train(model, train[cid], preset=preset, ctx=FitContext(seed=seed))
+        bar.update()
+        trained = models_api.calibrate(trained, val_imgs, val_masks)
+        bar.update()
+        tmp = folder.with_name(folder.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        models_api.save(trained, tmp)
+        shutil.rmtree(folder, ignore_errors=True)
+        tmp.replace(folder)
+        out[cid] = ModelHeatmaps(models_api.load_model(folder, runtime=runtime))
+        bar.update()
+    bar.close()
+    return dict(sorted(out.items(), key=lambda kv: list(camera_ids).index(kv[0])))
+
+
+def prepare_inspection(config: ServerConfig, sources: Sequence[Source], progress: bool = False) -> Cell:
+    """Build the inspection analyzer (and the cell it sees) for ``config``; trains twin models on first run.
+
+    Raises :class:`ModelError` (a model cannot be loaded or trained) or :class:`ValueError`
+    (rig, underbody and models do not fit together).
+    """
+    twin_src = next((s for s in sources if isinstance(s, TwinSource)), None)
+    cache = config.storage.cache_dir
+    an = config.analyzer
+    if config.rig is not None:
+        rig = load_rig(config.rig)
+    elif twin_src is not None:
+        rig = twin_src.rig
+    else:
+        raise ValueError("rig: a rig file is needed without the twin")
+    if twin_src is not None and twin_src.twin is None:
+        twin_src.twin = DigitalTwin(twin_src.config, twin_src.rig)
+    twin = twin_src.twin if twin_src is not None else None
+    underbody = load_underbody(config.underbody) if config.underbody else twin.underbody if twin else None
+    if underbody is None:
+        raise ValueError("underbody: an underbody mesh is needed without the twin")
+    models: dict[str, HeatmapModel] = {
+        cid: ModelHeatmaps(models_api.load_model(path, an.runtime, an.device)) for cid, path in config.models.items()}
+    if twin is not None and twin_src is not None:
+        missing = [c for c in twin_src.camera_ids if c not in models]
+        if missing:
+            models.update(twin_models(twin, missing, cache, an.model, an.preset, an.train_frames, progress=progress,
+                                      runtime=an.runtime))
+    mesh = FusionMesh.from_underbody(underbody)
+    s_range = twin.pass_range_m() if twin is not None else pass_range_from_mesh(mesh)
+    luts = cached_luts(rig, mesh, s_range, an.lut_step_m, cache, list(models), progress)
+    th = config.thresholds
+    thresholds = Thresholds(score=th.score, per_seam=dict(th.per_seam), min_area_mm2=th.min_area_mm2,
+                            min_frames=th.min_frames, seam_band_mm=th.seam_band_mm)
+    analyzer = InspectionAnalyzer(rig, underbody, models, luts, thresholds)
+    return Cell(rig, underbody, analyzer)
+
+
+def pass_range_from_mesh(mesh: FusionMesh, margin_m: float = 0.6) -> tuple[float, float]:
+    """Conveyor travel over which a body of this mesh passes (the vehicle frame is centred at s = 0)."""
+    half = float(np.abs(mesh.vertices_vehicle_m[:, 0]).max()) + margin_m
+    return (-half, half)
