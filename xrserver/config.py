@@ -123,8 +123,10 @@ class AnalyzerConfig(_Model):
 
     ``inspection`` (default): one anomaly model per view, late fusion on the underbody mesh,
     tracked defects and alerts. With the twin and no ``models``, a ``model``/``preset`` is
-    trained per camera on first start and cached under ``storage.cache_dir``. ``diagnostic``:
-    an image statistic for plumbing checks, NOT detection.
+    trained per camera on first start and cached under ``storage.cache_dir``; ``model:
+    twin-reference`` instead compares each view with the twin's render of the same vehicle
+    without defects (twin only: it checks fusion and tracking against ground truth).
+    ``diagnostic``: an image statistic for plumbing checks, NOT detection.
     """
 
     kind: Literal["inspection", "diagnostic"] = "inspection"

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 import numpy as np
@@ -50,8 +50,10 @@ class HeatmapModel(Protocol):
     name: str
     version: str
 
-    def heatmaps(self, images: U8) -> F32:
-        """(B, H, W, 3) uint8 RGB -> (B, H, W) float32 in [0, 1], the fitted threshold at 0.5."""
+    def heatmaps(self, images: U8, camera_ids: Sequence[str], frameset: FrameSet) -> F32:
+        """(B, H, W, 3) uint8 RGB of ``camera_ids`` -> (B, H, W) float32 in [0, 1], the fitted threshold at 0.5.
+
+        ``frameset`` is the context (pose, vehicle id); image models ignore it."""
         ...
 
 
@@ -114,7 +116,8 @@ class InspectionAnalyzer:
         out: dict[str, F32] = {}
         for idx in groups.values():
             frames = [frameset.frames[i] for i in idx]
-            maps = self.models[frames[0].camera_id].heatmaps(np.stack([f.image for f in frames]))
+            maps = self.models[frames[0].camera_id].heatmaps(np.stack([f.image for f in frames]),
+                                                              [f.camera_id for f in frames], frameset)
             for f, m in zip(frames, maps, strict=True):
                 out[f.camera_id] = m
         return out

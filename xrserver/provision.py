@@ -30,7 +30,9 @@ from tqdm import tqdm
 from calibration.rig import Rig, load_rig, rig_to_dict
 from calibration.underbody import UnderbodyModel, load_underbody
 from overlays.extract import Thresholds
-from pipeline.fusion import FusionError, FusionMesh, MeshRaycaster, VisibilityLUT
+from pipeline.frames import FrameSet
+from pipeline.fusion import FusionError, FusionMesh, MeshRaycaster, VisibilityLUT, travel_from_pose
+from pipeline.fusion.reference_diff import ReferenceDiffDetector
 from pipeline.models import api as models_api
 from pipeline.models.errors import ModelError
 from pipeline.models.runtime import InferenceModel
@@ -108,10 +110,41 @@ class ModelHeatmaps:
         self.name = model.name
         self.version = str(model.manifest.get("model_version", "?"))
 
-    def heatmaps(self, images: U8) -> F32:
+    def heatmaps(self, images: U8, camera_ids: Sequence[str], frameset: FrameSet) -> F32:
         pred = self.model.predict(images)
         assert pred.maps_norm is not None  # calibrated, checked above
         return pred.maps_norm
+
+
+class TwinReferenceHeatmaps:
+    """Twin only: each view against a render of the same vehicle without its defects (a golden reference).
+
+    Not a trained model: it needs the nominal body rendered at the frame's exact pose, which only
+    the twin has. It exercises fusion, tracking and streaming against ground truth with a detector
+    whose maps are right (``benchmarks/fusion_eval.py --detector refdiff`` measures it).
+    """
+
+    name = "twin-reference"
+    version = "1"
+    #: Its maps saturate on a defect, but a defect shows in few of the frames that see its vertices,
+    #: so its fused scores stay low: use ``thresholds.score`` about this high (measured on the twin).
+    FUSED_THRESHOLD = 0.12
+
+    def __init__(self, twin: DigitalTwin, detector: ReferenceDiffDetector | None = None) -> None:
+        """``twin``: an instance of its own (a DigitalTwin is not shared between threads)."""
+        self.twin = twin
+        self.detector = detector or ReferenceDiffDetector(floor=0.04, span=0.015)
+
+    def heatmaps(self, images: U8, camera_ids: Sequence[str], frameset: FrameSet) -> F32:
+        vid = frameset.vehicle_id
+        prefix = f"V{self.twin.config.seed:03d}-"
+        if vid is None or not vid.startswith(prefix) or frameset.T_cell_vehicle is None:
+            raise ModelError(f"twin-reference needs a vehicle of this twin ({prefix}NNNNN) and a pose, got {vid!r}")
+        spec = self.twin.vehicle_spec(int(vid[len(prefix):]))
+        s_m = travel_from_pose(self.twin.rig.conveyor, frameset.T_cell_vehicle)
+        ref = self.twin.render(self.twin.scene(spec.with_defects([])), s_m, frameset.seq + 1_000_000,
+                               camera_ids=camera_ids).frameset
+        return np.stack([self.detector(c, img, ref.frame(c).image) for c, img in zip(camera_ids, images, strict=True)])
 
 
 def _training_frames(twin: DigitalTwin, camera_ids: Sequence[str], n: int, seed: int) -> dict[str, U8]:
@@ -219,9 +252,14 @@ def prepare_inspection(config: ServerConfig, sources: Sequence[Source], progress
         cid: ModelHeatmaps(models_api.load_model(path, an.runtime, an.device)) for cid, path in config.models.items()}
     if twin is not None and twin_src is not None:
         missing = [c for c in twin_src.camera_ids if c not in models]
-        if missing:
+        if missing and an.model == TwinReferenceHeatmaps.name:
+            reference = TwinReferenceHeatmaps(DigitalTwin(twin.config, twin.rig))  # its own: renders off-thread
+            models.update({c: reference for c in missing})
+        elif missing:
             models.update(twin_models(twin, missing, cache, an.model, an.preset, an.train_frames, progress=progress,
                                       runtime=an.runtime))
+    elif an.model == TwinReferenceHeatmaps.name:
+        raise ValueError("analyzer.model: twin-reference works with the twin source only")
     mesh = FusionMesh.from_underbody(underbody)
     s_range = twin.pass_range_m() if twin is not None else pass_range_from_mesh(mesh)
     luts = cached_luts(rig, mesh, s_range, an.lut_step_m, cache, list(models), progress)

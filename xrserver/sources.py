@@ -64,11 +64,13 @@ class TwinSource:
     """
 
     def __init__(self, name: str, fps: float, width_px: int, height_px: int, seed: int = 0,
-                 speed_mps: float = 0.1, camera_ids: tuple[str, ...] | None = None, twin: Any = None) -> None:
+                 speed_mps: float = 0.1, camera_ids: tuple[str, ...] | None = None, twin: Any = None,
+                 first_vehicle: int = 0) -> None:
         from pipeline.twin import TwinConfig, default_rig
 
         self.name = name
         self.fps: float | None = fps
+        self.first_vehicle = first_vehicle
         self.twin: Any = twin  # a prebuilt DigitalTwin (tests share one); else built by open()
         if twin is not None:
             self.config, self.rig = twin.config, twin.rig
@@ -84,9 +86,9 @@ class TwinSource:
 
     @classmethod
     def from_twin(cls, twin: Any, fps: float, camera_ids: tuple[str, ...] | None = None,
-                  name: str = "twin") -> TwinSource:
+                  name: str = "twin", first_vehicle: int = 0) -> TwinSource:
         c = twin.config
-        return cls(name, fps, c.width_px, c.height_px, c.seed, c.speed_mps, camera_ids, twin)
+        return cls(name, fps, c.width_px, c.height_px, c.seed, c.speed_mps, camera_ids, twin, first_vehicle)
 
     def open(self) -> None:
         from pipeline.twin import DigitalTwin
@@ -94,7 +96,8 @@ class TwinSource:
         if self._stream is None:
             if self.twin is None:
                 self.twin = DigitalTwin(self.config, self.rig)
-            self._stream = self.twin.stream(self.fps or 10.0, camera_ids=self.camera_ids)
+            self._stream = self.twin.stream(self.fps or 10.0, first_vehicle=self.first_vehicle,
+                                            camera_ids=self.camera_ids)
 
     def read(self) -> Capture | None:
         if self._stream is None:

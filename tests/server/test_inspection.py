@@ -18,16 +18,19 @@ import numpy as np
 import pytest
 
 from clients.python import XrClient
+from overlays.defect import Defect
 from overlays.messages import PassEnd, Scene
 from pipeline.twin import DigitalTwin, TwinConfig
-from xrserver.config import AnalyzerConfig, ServerConfig, StorageConfig, SyncConfig
+from xrserver.config import AnalyzerConfig, ServerConfig, StorageConfig, SyncConfig, ThresholdsConfig
 from xrserver.inspection import InspectionAnalyzer
+from xrserver.provision import TwinReferenceHeatmaps
 from xrserver.sources import TwinSource
 from xrserver.testing import REPO_ROOT, run_server, scaled
 
 #: The issue's acceptance: reported defects lie within this distance of the twin's ground truth.
 MATCH_MM = 15.0
 PRESET = os.environ.get("XR_TEST_PRESET", "tiny")
+VEHICLE = 5  # seed 0's vehicle 5 has a misalignment and a hole
 
 
 @dataclass(frozen=True)
@@ -43,10 +46,12 @@ def cell(tmp_path_factory: pytest.TempPathFactory) -> Cell:
     return Cell(twin, tmp_path_factory.mktemp("cache"))
 
 
-def _config(cell: Cell, tmp_path: Path) -> ServerConfig:
+def _config(cell: Cell, tmp_path: Path, model: str = "patchcore") -> ServerConfig:
+    threshold = TwinReferenceHeatmaps.FUSED_THRESHOLD if model == "twin-reference" else 0.5
     return ServerConfig(storage=StorageConfig(db_path=tmp_path / "records.db", cache_dir=cell.cache),
                         sync=SyncConfig(tolerance_ms=60, stale_after_s=2.0),
-                        analyzer=AnalyzerConfig(preset=PRESET, lut_step_m=0.05))
+                        analyzer=AnalyzerConfig(model=model, preset=PRESET, lut_step_m=0.05),
+                        thresholds=ThresholdsConfig(score=threshold))
 
 
 def _gt_distance_mm(twin: DigitalTwin, vehicle_index: int, p_vehicle_m: tuple[float, float, float]) -> float:
@@ -58,29 +63,46 @@ def _gt_distance_mm(twin: DigitalTwin, vehicle_index: int, p_vehicle_m: tuple[fl
     return 1000.0 * min(float(np.linalg.norm(r.centers_m - p, axis=1).min()) for r in scene.regions)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 3 open: the default PatchCore does not yet localize the twin's "
-                   "beads at 320x240 (no defect reported); the pipeline itself runs (coverage is asserted first)")
-async def test_defects_streamed_to_a_client_match_the_twin_ground_truth(cell: Cell, tmp_path: Path) -> None:
-    source = TwinSource.from_twin(cell.twin, fps=10)
-    async with run_server(_config(cell, tmp_path), [source]) as srv:
+async def _first_pass(cell: Cell, tmp_path: Path, model: str) -> tuple[PassEnd, list[Defect], InspectionAnalyzer]:
+    """Run the server until a supervisor client sees vehicle VEHICLE leave; the defects the client then holds."""
+    source = TwinSource.from_twin(cell.twin, fps=10, first_vehicle=VEHICLE)
+    vid = cell.twin.vehicle(VEHICLE).spec.vehicle_id
+    async with run_server(_config(cell, tmp_path, model), [source]) as srv:
         assert isinstance(srv.xr.analyzer, InspectionAnalyzer)
         async with XrClient(srv.ws_url().split("?")[0], srv.auth.token_for("supervisor"), "supervisor") as client:
-            ended: PassEnd | None = None
-            async with asyncio.timeout(scaled(90)):
+            async with asyncio.timeout(scaled(120)):
                 async for msg in client:
-                    if isinstance(msg, PassEnd) and msg.vehicle_id == cell.twin.vehicle(0).spec.vehicle_id:
-                        ended = msg
-                        break
-            assert ended is not None
-            defects = list(client.state.defects.values())
-    truth = cell.twin.vehicle(0)
-    print(f"vehicle 0: {[r.spec.defect_type for r in truth.regions]}; reported "
-          f"{[(d.seam_id, round(_gt_distance_mm(cell.twin, 0, d.centroid_vehicle_m))) for d in defects]}")
+                    if isinstance(msg, PassEnd) and msg.vehicle_id == vid:
+                        return msg, list(client.state.defects.values()), srv.xr.analyzer
+    raise AssertionError("the pass never ended")
+
+
+async def test_defects_streamed_to_a_client_match_the_twin_ground_truth(cell: Cell, tmp_path: Path) -> None:
+    """The whole server path (twin -> views -> fusion -> tracking -> WebSocket) against ground truth, with the
+    twin's golden-reference detector, whose per-view maps are right: what reaches the client is where the
+    defects are."""
+    ended, defects, _ = await _first_pass(cell, tmp_path, "twin-reference")
+    truth = cell.twin.vehicle(VEHICLE)
+    assert len(truth.regions) == 2, "this vehicle carries two planted defects"
+    print(f"planted {[r.spec.defect_type for r in truth.regions]}; reported "
+          f"{[(d.seam_id, round(_gt_distance_mm(cell.twin, VEHICLE, d.centroid_vehicle_m))) for d in defects]}")
     assert ended.coverage > 0.9, "the four cameras see most of the seams over a pass"
-    assert defects, "the planted defects were reported"
+    assert ended.n_defects == len(defects)
     for d in defects:
-        assert d.vehicle_id == truth.spec.vehicle_id
-        assert _gt_distance_mm(cell.twin, 0, d.centroid_vehicle_m) <= MATCH_MM, f"{d.defect_id} is a false defect"
+        assert d.vehicle_id == truth.spec.vehicle_id and d.seam_id is not None
+        assert _gt_distance_mm(cell.twin, VEHICLE, d.centroid_vehicle_m) <= MATCH_MM, f"{d.defect_id} is a false defect"
+    found = {min(range(len(truth.regions)), key=lambda k: float(np.linalg.norm(
+        truth.regions[k].centers_m - np.asarray(d.centroid_vehicle_m), axis=1).min())) for d in defects}
+    assert found, "planted defects were reported"  # recall over many vehicles: benchmarks/fusion_eval.py
+
+
+@pytest.mark.xfail(strict=True, reason="issue 3 open: the default PatchCore (random-init backbone, 320x240) "
+                   "does not localize the twin's 1-2 px beads; the pass itself runs and is covered")
+async def test_trained_default_models_find_the_planted_defects(cell: Cell, tmp_path: Path) -> None:
+    ended, defects, analyzer = await _first_pass(cell, tmp_path, "patchcore")
+    assert analyzer.model_name == "patchcore"
+    assert ended.coverage > 0.9
+    assert defects and all(_gt_distance_mm(cell.twin, VEHICLE, d.centroid_vehicle_m) <= MATCH_MM for d in defects)
 
 
 async def test_scene_comes_first_and_the_mesh_it_names_is_served(cell: Cell, tmp_path: Path) -> None:

@@ -137,6 +137,7 @@ async def test_dead_views_are_reported_while_the_rest_streams(tmp_path: Path, ti
     assert cams["gone"]["state"] == "degraded" and "cannot open" in cams["gone"]["error"]
     assert cams["gone"]["reconnects"] >= 2, "a failing source is retried with backoff"
     assert cams["lower"]["state"] == "up" and cams["side"]["state"] == "up" and cams["side"]["fps"] > 5
+    assert m.views == {"lower": "up", "short": "ended", "gone": "degraded", "side": "up"}, "clients are told"
     assert 'xr_camera_up{camera="gone"} 0.0' in metrics and 'xr_camera_up{camera="lower"} 1.0' in metrics
     assert 'xr_stage_latency_seconds_bucket{le="0.5",stage="encode"}' in metrics
 
