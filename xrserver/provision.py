@@ -35,6 +35,7 @@ from pipeline.fusion import FusionError, FusionMesh, MeshRaycaster, VisibilityLU
 from pipeline.fusion.reference_diff import ReferenceDiffDetector
 from pipeline.models import api as models_api
 from pipeline.models.errors import ModelError
+from pipeline.models.registry import config_to_dict, make_config
 from pipeline.models.runtime import InferenceModel
 from pipeline.models.training import FitContext
 from pipeline.twin import DigitalTwin
@@ -187,7 +188,8 @@ def twin_models(twin: DigitalTwin, camera_ids: Sequence[str], cache_dir: Path, m
 
     Raises :class:`~pipeline.models.errors.ModelError` when training or export fails.
     """
-    key = _digest(RECIPE_VERSION, asdict(twin.config), model, preset, n_train, n_val_vehicles, seed)
+    settings = config_to_dict(make_config(model, preset))  # a changed preset trains again
+    key = _digest(RECIPE_VERSION, asdict(twin.config), model, preset, settings, n_train, n_val_vehicles, seed)
     out: dict[str, ModelHeatmaps] = {}
     todo = []
     for cid in camera_ids:
