@@ -20,8 +20,9 @@ done
 
 # System packages: libusb for open3d's native library; with --dev, what the tests drive.
 apt_packages=(libusb-1.0-0)
-# Tests also run a real MQTT broker (the one docker-compose.yml deploys) and make TLS certificates.
-if [ "$dev" -eq 1 ]; then apt_packages+=(mosquitto openssl); fi
+# Tests also run a real MQTT broker (the one docker-compose.yml deploys), make TLS certificates and drive
+# the dashboard in Debian's headless Chromium.
+if [ "$dev" -eq 1 ]; then apt_packages+=(mosquitto openssl chromium chromium-driver); fi
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -7,6 +7,8 @@ permission. Record reads and writes run in the io worker.
 ==========================================  ==========  ================================
 endpoint                                    permission  answer
 ==========================================  ==========  ================================
+GET  /                                      (none)      the supervisor dashboard (clients/web, /static/...)
+GET  /api/session                           view        the token's role
 GET  /health                                (none/view) status; with a token: cameras, clients
 GET  /metrics                               history     Prometheus text
 GET  /api/cameras                           view        camera health
@@ -24,11 +26,13 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
 
 from xrserver.auth import AuthError, Permission, Principal, TokenAuth
 from xrserver.records import FEEDBACK_STATUS, RecordError
@@ -36,6 +40,8 @@ from xrserver.records import FEEDBACK_STATUS, RecordError
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 16 * 1024
+#: The supervisor dashboard's static files (clients/web), served at / and /static.
+WEB_DIR = Path(__file__).resolve().parents[1] / "clients" / "web"
 
 
 class Api:
@@ -67,9 +73,11 @@ class Api:
 
         return endpoint
 
-    def routes(self) -> list[Route]:
+    def routes(self) -> list[BaseRoute]:
         return [
             Route("/", self.index),
+            Mount("/static", StaticFiles(directory=WEB_DIR), name="static"),
+            Route("/api/session", self._guard("view", self.session)),
             Route("/health", self.health),
             Route("/metrics", self._guard("history", self.metrics)),
             Route("/api/cameras", self._guard("view", self.cameras)),
@@ -82,7 +90,11 @@ class Api:
         ]
 
     async def index(self, request: Request) -> Response:
-        return PlainTextResponse("xrserver: WebSocket at /ws, health at /health; the web viewer comes later.\n")
+        """The supervisor dashboard (static; it needs ``?token=`` for every call it makes)."""
+        return FileResponse(WEB_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+
+    async def session(self, request: Request, p: Principal) -> Response:
+        return JSONResponse({"role": p.role})
 
     async def health(self, request: Request) -> Response:
         doc = self.s.health_doc()

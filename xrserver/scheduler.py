@@ -130,6 +130,10 @@ class Scheduler:
                 await self._begin_pass(fs.vehicle_id, fs.capture_ts_ns)
         views = {s.camera_id: s.state for s in self.sync.statuses(sync_end)}
         out = await self.workers.run("compute", self._compute, synced, sync_end, views)
+        delta = out.analysis.defects_delta
+        if self._pass is not None and delta is not None and (delta.added or delta.updated):
+            # committed before clients see them, so feedback on a live defect always finds its record
+            await self.workers.run("io", self.records.upsert_defects, self._pass.pass_id, delta.added + delta.updated)
         for channel, msg, data in out.messages:
             self.hub.publish(channel, msg, data, fs.capture_ts_ns)
         self.framesets += 1

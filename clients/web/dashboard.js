@@ -1,0 +1,233 @@
+// The supervisor dashboard: one WebSocket (overlay protocol v1, msgpack; docs/protocol.md) keeps the
+// state; REST gives the role, the mesh and the history. Feedback goes back as protocol `feedback`.
+import * as THREE from "three";
+import { GLTFLoader } from "/static/vendor/three/addons/loaders/GLTFLoader.js";
+import { OrbitControls } from "/static/vendor/three/addons/controls/OrbitControls.js";
+
+const token = new URLSearchParams(location.search).get("token") || "";
+const auth = { headers: { Authorization: `Bearer ${token}` } };
+const $ = (id) => document.getElementById(id);
+const MP = { useBigInt64: true };
+const state = { vehicle: null, defects: new Map(), alerts: new Map(), views: {}, scene: null };
+window.xrState = state; // for tests and for a curious supervisor's console
+
+// ---------- severity colour scale: grey below the threshold (0.5), amber to red above ----------
+function severity(score) {
+  const s = Math.max(0, Math.min(1, score));
+  if (s < 0.5) { const g = 0.29 + 0.3 * s; return [g, g + 0.03, g + 0.07]; }
+  const t = (s - 0.5) / 0.5;
+  return [0.89 - 0.14 * t, 0.70 - 0.48 * t, 0.25 - 0.07 * t];
+}
+const css = (rgb) => `rgb(${rgb.map((c) => Math.round(255 * c)).join(",")})`;
+
+// ---------- 3D view ----------
+const canvas = $("scene");
+const renderer = new THREE.WebGLRenderer({ canvas, antialias: true, preserveDrawingBuffer: true });
+const scene3 = new THREE.Scene();
+scene3.background = new THREE.Color(0x1d232b);
+const camera = new THREE.PerspectiveCamera(40, 2, 0.05, 50);
+camera.up.set(0, 0, 1);
+camera.position.set(-2.6, -3.4, -1.4); // below the car, looking up at the underbody
+const controls = new OrbitControls(camera, canvas);
+controls.target.set(0, 0, 1);
+scene3.add(new THREE.HemisphereLight(0xffffff, 0x445566, 2.0));
+const vehicle = new THREE.Group(); // everything in the vehicle frame, moved by the pose
+scene3.add(vehicle);
+const markers = new THREE.Group();
+vehicle.add(markers);
+let meshGeometry = null;
+
+function resize() {
+  const w = canvas.clientWidth, h = canvas.clientHeight;
+  if (canvas.width !== w || canvas.height !== h) { renderer.setSize(w, h, false); camera.aspect = w / h; camera.updateProjectionMatrix(); }
+}
+(function loop() { resize(); controls.update(); renderer.render(scene3, camera); requestAnimationFrame(loop); })();
+
+function loadMesh(url) {
+  fetch(url, auth).then((r) => r.arrayBuffer()).then((buf) => new GLTFLoader().parse(buf, "", (gltf) => {
+    gltf.scene.traverse((o) => {
+      if (!o.isMesh) return;
+      meshGeometry = o.geometry;
+      meshGeometry.computeVertexNormals(); // the server's GLB carries positions and triangles only
+      const n = meshGeometry.attributes.position.count;
+      const colors = new Float32Array(3 * n);
+      for (let i = 0; i < n; i++) colors.set(severity(0), 3 * i);
+      meshGeometry.setAttribute("color", new THREE.BufferAttribute(colors, 3));
+      o.material = new THREE.MeshLambertMaterial({ vertexColors: true, side: THREE.DoubleSide });
+    });
+    vehicle.add(gltf.scene);
+  }));
+}
+
+function drawSeams(seams) {
+  for (const s of seams) {
+    const p = floats(s.points_vehicle_m);
+    const g = new THREE.BufferGeometry().setAttribute("position", new THREE.BufferAttribute(p, 3));
+    vehicle.add(new THREE.Line(g, new THREE.LineBasicMaterial({ color: 0x9fb3c8 })));
+  }
+}
+
+function paintHeatmap(values) {
+  if (!meshGeometry || values.length !== meshGeometry.attributes.position.count) return;
+  const c = meshGeometry.attributes.color;
+  const lut = Array.from({ length: 256 }, (_, k) => severity(k / 255));
+  for (let i = 0; i < values.length; i++) c.array.set(lut[values[i]], 3 * i);
+  c.needsUpdate = true;
+}
+
+function drawMarkers() {
+  markers.clear();
+  for (const d of state.defects.values()) {
+    if (d.status === "rejected" || d.status === "fixed") continue;
+    const m = new THREE.Mesh(new THREE.SphereGeometry(0.03, 16, 12),
+      new THREE.MeshBasicMaterial({ color: new THREE.Color(...severity(d.peak_score)) }));
+    m.position.set(...d.centroid_vehicle_m);
+    markers.add(m);
+  }
+}
+
+// ---------- wire helpers ----------
+function blob(b, Type) { const d = b.data; return new Type(d.buffer.slice(d.byteOffset, d.byteOffset + d.byteLength)); }
+const floats = (b) => (b.dtype === "<f8" ? Float32Array.from(blob(b, Float64Array)) : blob(b, Float32Array));
+const num = (v) => (typeof v === "bigint" ? Number(v) : v);
+
+// ---------- panels ----------
+function renderDefects() {
+  const body = $("defects").querySelector("tbody");
+  body.replaceChildren();
+  const rows = [...state.defects.values()].sort((a, b) => b.peak_score - a.peak_score);
+  for (const d of rows) {
+    const tr = document.createElement("tr");
+    tr.className = d.status;
+    tr.dataset.defectId = d.defect_id;
+    const size = `${d.extent_mm[0].toFixed(0)} x ${d.extent_mm[1].toFixed(0)} mm`;
+    const along = d.s_mm == null ? "-" : `${d.s_mm.toFixed(0)} mm`;
+    tr.innerHTML = `<td>${d.defect_id.split("-").pop()}</td><td>${d.seam_id ?? "off seam"}</td><td>${d.robot_id ?? "-"}</td>`
+      + `<td>${along}</td><td>${size}</td><td><span class="sev" style="background:${css(severity(d.peak_score))}"></span>`
+      + `${d.peak_score.toFixed(2)}</td><td>${d.status}</td><td></td>`;
+    for (const [label, status] of [["confirm", "confirmed"], ["reject", "rejected"], ["fixed", "fixed"]]) {
+      const b = document.createElement("button");
+      b.textContent = label;
+      b.className = `fb-${label}`;
+      b.onclick = () => sendFeedback(d, status);
+      tr.lastChild.appendChild(b);
+    }
+    body.appendChild(tr);
+  }
+  $("ndef").textContent = rows.length;
+  drawMarkers();
+}
+
+function renderCameras() {
+  const box = $("cameras");
+  box.replaceChildren();
+  for (const [id, st] of Object.entries(state.views)) {
+    const t = document.createElement("div");
+    t.className = `tile ${st}`;
+    t.dataset.camera = id;
+    t.innerHTML = `<b>${id}</b><small>${st}</small>`;
+    box.appendChild(t);
+  }
+}
+
+function renderAlerts() {
+  const ul = $("alerts");
+  ul.replaceChildren();
+  for (const a of state.alerts.values()) {
+    const li = document.createElement("li");
+    li.textContent = `${a.scope} ${a.key}: ${(100 * a.rate).toFixed(0)} % of the last ${a.n_vehicles} vehicles`;
+    ul.appendChild(li);
+  }
+  if (!state.alerts.size) ul.innerHTML = '<li class="quiet">none</li>';
+}
+
+async function renderHistory() {
+  const r = await fetch("/api/inspections?limit=10", auth);
+  if (!r.ok) return; // operators have no history permission
+  const body = $("history").querySelector("tbody");
+  body.replaceChildren();
+  for (const p of (await r.json()).inspections) {
+    const tr = document.createElement("tr");
+    const ended = p.ended_ts_ns ? new Date(Number(BigInt(p.ended_ts_ns) / 1000000n)).toLocaleTimeString() : "in progress";
+    const cov = p.coverage == null ? "-" : `${(100 * p.coverage).toFixed(0)} %`;
+    tr.innerHTML = `<td>${p.vehicle_id}</td><td>${ended}</td><td>${p.n_defects ?? "-"}</td><td>${cov}</td><td>${p.model_name}</td>`;
+    body.appendChild(tr);
+  }
+}
+
+// ---------- the protocol ----------
+let ws = null;
+let role = "operator";
+
+function sendFeedback(d, status) {
+  const msg = { v: 1, type: "feedback", seq: 0, defect_id: d.defect_id, vehicle_id: d.vehicle_id ?? state.vehicle,
+    status, operator_id: `dashboard-${role}`, ts_ns: BigInt(Date.now()) * 1000000n, comment: "" };
+  ws.send(MessagePack.encode(msg, MP));
+}
+
+function apply(m) {
+  switch (m.type) {
+    case "scene":
+      state.scene = m;
+      loadMesh(m.mesh_url);
+      drawSeams(m.seams);
+      break;
+    case "pass_start":
+      if (m.vehicle_id !== state.vehicle) { state.defects.clear(); renderDefects(); }
+      state.vehicle = m.vehicle_id;
+      $("vehicle").textContent = `vehicle ${m.vehicle_id}`;
+      break;
+    case "pass_end":
+      renderHistory();
+      break;
+    case "defects":
+      if (m.vehicle_id !== state.vehicle) { state.vehicle = m.vehicle_id; state.defects.clear(); }
+      if (m.mode === "full") state.defects.clear();
+      for (const d of m.defects) state.defects.set(d.defect_id, d);
+      for (const k of m.removed) state.defects.delete(k);
+      renderDefects();
+      break;
+    case "alert":
+      if (m.kind === "raised") state.alerts.set(`${m.scope}:${m.key}`, m);
+      else state.alerts.delete(`${m.scope}:${m.key}`);
+      renderAlerts();
+      break;
+    case "pose": {
+      const T = blob(m.T_cell_vehicle, Float64Array); // row-major 4x4
+      vehicle.matrixAutoUpdate = false;
+      vehicle.matrix.set(...T);
+      break;
+    }
+    case "heatmap":
+      if (m.mode === "full") paintHeatmap(blob(m.values, Uint8Array));
+      break;
+    case "stats":
+      state.views = m.views;
+      renderCameras();
+      $("latency").textContent = Object.entries(m.latency_ms).map(([k, v]) => `${k} ${num(v).toFixed(0)} ms`).join("  ·  ")
+        + `  ·  ${num(m.fps).toFixed(1)} sets/s`;
+      break;
+  }
+}
+
+async function connect() {
+  const who = await fetch("/api/session", auth);
+  if (!who.ok) { $("conn").textContent = `token refused (${who.status})`; return; }
+  role = (await who.json()).role;
+  const proto = location.protocol === "https:" ? "wss" : "ws";
+  ws = new WebSocket(`${proto}://${location.host}/ws?token=${encodeURIComponent(token)}`);
+  ws.binaryType = "arraybuffer";
+  ws.onopen = () => ws.send(MessagePack.encode({ v: 1, type: "hello", seq: 0, client_name: "dashboard", role, versions: [1] }, MP));
+  ws.onmessage = (ev) => {
+    const m = MessagePack.decode(new Uint8Array(ev.data), MP);
+    if (m.type === "welcome") { $("conn").textContent = `live as ${role}`; $("conn").className = "chip ok"; }
+    apply(m);
+  };
+  ws.onclose = (ev) => {
+    $("conn").textContent = `disconnected (${ev.code}${ev.reason ? ": " + ev.reason : ""}); retrying`;
+    $("conn").className = "chip bad";
+    setTimeout(connect, 2000);
+  };
+  renderHistory();
+}
+connect();
