@@ -39,6 +39,7 @@ from xrserver.rest import Api
 from xrserver.scheduler import SCENE_ID, Scheduler
 from xrserver.sources import FolderSource, Source, TwinSource, VideoSource
 from xrserver.sync import FrameSync
+from xrserver.webrtc import WebRtcEndpoint
 from xrserver.workers import Workers
 from xrserver.ws import WsEndpoint
 
@@ -90,6 +91,9 @@ class XrServer:
         self.ws = WsEndpoint(self.hub, auth, config.server.limits, self.metrics, config.server.allowed_origins,
                              self._on_ws_feedback)
         self.ws.on_send_ms = self._on_send_ms
+        cams = [(c.camera_id, (c.width_px, c.height_px)) for c in self.rig.cameras
+                if c.camera_id in camera_ids] if self.rig is not None else []
+        self.rtc = WebRtcEndpoint(self.hub, lambda: self.scheduler.latest_views if self.scheduler else {}, cams)
         self._metric_marks: dict[tuple[str, str], int] = {}
         self._monitor: asyncio.Task[None] | None = None
         self._views_state: dict[str, str] = {}
@@ -126,6 +130,7 @@ class XrServer:
         """Close clients (1001), stop ingest, end the open pass (committed), close records and workers."""
         log.info("shutting down")
         await self.ws.close_all(1001, "server shutting down")
+        await self.rtc.close_all()
         if self._monitor is not None:
             self._monitor.cancel()
             await asyncio.gather(self._monitor, return_exceptions=True)

@@ -9,6 +9,7 @@ endpoint                                    permission  answer
 ==========================================  ==========  ================================
 GET  /                                      (none)      the supervisor dashboard (clients/web, /static/...)
 GET  /api/session                           view        the token's role
+POST /rtc/offer                             view        WebRTC: ``{"sdp", "type": "offer"}`` -> answer
 GET  /health                                (none/view) status; with a token: cameras, clients
 GET  /metrics                               history     Prometheus text
 GET  /api/cameras                           view        camera health
@@ -78,6 +79,7 @@ class Api:
             Route("/", self.index),
             Mount("/static", StaticFiles(directory=WEB_DIR), name="static"),
             Route("/api/session", self._guard("view", self.session)),
+            Route("/rtc/offer", self._guard("view", self.rtc_offer), methods=["POST"]),
             Route("/health", self.health),
             Route("/metrics", self._guard("history", self.metrics)),
             Route("/api/cameras", self._guard("view", self.cameras)),
@@ -92,6 +94,10 @@ class Api:
     async def index(self, request: Request) -> Response:
         """The supervisor dashboard (static; it needs ``?token=`` for every call it makes)."""
         return FileResponse(WEB_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+
+    async def rtc_offer(self, request: Request, p: Principal) -> Response:
+        result: Response = await self.s.rtc.offer(request, p.role)
+        return result
 
     async def session(self, request: Request, p: Principal) -> Response:
         return JSONResponse({"role": p.role})

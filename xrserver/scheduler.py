@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from calibration.rig import Rig
 from overlays.alerts import AlertEvent
@@ -75,6 +76,7 @@ class Scheduler:
         self.last_latency_ms: dict[str, float] = {}
         #: Per-robot and per-seam defect rates over the alert window, and the window's size (vehicles).
         self.rates: tuple[dict[str, float], dict[str, float], int] = ({}, {}, 0)
+        self.latest_views: dict[str, tuple[npt.NDArray[np.uint8], npt.NDArray[np.float32] | None]] = {}
         self.on_alert: Callable[[AlertEvent], None] | None = None  # e.g. MQTT; called on the loop, must not block
 
     @property
@@ -150,6 +152,9 @@ class Scheduler:
         ts = fs.capture_ts_ns
         t0 = time.time_ns()
         analysis = self.analyzer.analyze(fs)
+        maps = {v.camera_id: v.heatmap for v in analysis.views}
+        for f in fs.frames:  # for video peers: the newest image of each view and its map (one dict swap)
+            self.latest_views = {**self.latest_views, f.camera_id: (f.image, maps.get(f.camera_id))}
         infer_end = t0 + round(analysis.stage_ms.get("infer", (time.time_ns() - t0) / 1e6) * 1e6)
         fuse_end = infer_end + round((analysis.stage_ms.get("fuse", 0.0) + analysis.stage_ms.get("track", 0.0)) * 1e6)
         ends = {"sync": sync_end_ns, "infer": infer_end, "fuse": fuse_end}

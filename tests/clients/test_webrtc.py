@@ -1,0 +1,95 @@
+"""WebRTC with a real aiortc peer on loopback: signalling with the token, the overlay protocol on the
+data channel, one decoded video track per camera with the overlay on it, and clean refusals."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamTrack
+from av import VideoFrame
+
+from overlays.codec import decode
+from overlays.messages import Message, Scene, Stats
+from pipeline.twin import DigitalTwin, TwinConfig
+from xrserver.config import AnalyzerConfig, ServerConfig, StorageConfig
+from xrserver.sources import TwinSource
+from xrserver.testing import Running, run_server, scaled
+from xrserver.webrtc import composite
+
+
+def _post(srv: Running, body: bytes, token: str | None) -> tuple[int, dict[str, object]]:
+    req = urllib.request.Request(f"{srv.http}/rtc/offer", data=body, method="POST",
+                                 headers={"Content-Type": "application/json"}
+                                 | ({"Authorization": f"Bearer {token}"} if token else {}))
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"{}")
+
+
+async def _picture(track: MediaStreamTrack, tries: int = 50) -> Any:
+    """The first decoded frame that shows a picture (the very first ones may precede the first frame set)."""
+    img: Any = None
+    for _ in range(tries):
+        f = await track.recv()
+        assert isinstance(f, VideoFrame)
+        img = f.to_ndarray(format="rgb24")
+        if img.std() > 5:
+            break
+    return img
+
+
+async def test_peer_gets_protocol_messages_and_a_video_track_per_camera(tmp_path: Path) -> None:
+    twin = DigitalTwin(TwinConfig(seed=0, width_px=160, height_px=120))
+    cfg = ServerConfig(storage=StorageConfig(db_path=tmp_path / "r.db"), analyzer=AnalyzerConfig(kind="diagnostic"))
+    cams = ("lower", "oblique_left")
+    async with run_server(cfg, [TwinSource.from_twin(twin, fps=10, camera_ids=cams)]) as srv:
+        token = srv.auth.token_for("operator")
+        assert (await asyncio.to_thread(_post, srv, b"{}", None))[0] == 401
+        assert (await asyncio.to_thread(_post, srv, b'{"sdp": "garbage", "type": "offer"}', token))[0] == 400
+        assert (await asyncio.to_thread(_post, srv, b"not json", token))[0] == 400
+
+        pc = RTCPeerConnection()
+        channel = pc.createDataChannel("overlay")
+        got: list[Message] = []
+        channel.on("message", lambda data: got.append(decode(data)))
+        tracks: list[MediaStreamTrack] = []
+        pc.on("track", tracks.append)
+        for _ in cams:
+            pc.addTransceiver("video", direction="recvonly")
+        await pc.setLocalDescription(await pc.createOffer())
+        offer = json.dumps({"sdp": pc.localDescription.sdp, "type": "offer"}).encode()
+        status, answer = await asyncio.to_thread(_post, srv, offer, token)
+        assert status == 200, answer
+        assert answer["tracks"] == list(cams)
+        await pc.setRemoteDescription(RTCSessionDescription(str(answer["sdp"]), "answer"))
+        async with asyncio.timeout(scaled(30)):
+            while not any(isinstance(m, Stats) for m in got):
+                await asyncio.sleep(0.1)
+            frames = [await _picture(t) for t in tracks]
+        assert len(srv.xr.rtc.peers) == 1
+        assert isinstance(got[0], Scene) or not srv.xr.hub.scene  # the diagnostic server has no scene
+        for img in frames:
+            assert img.shape == (120, 160, 3) and img.std() > 5, "decoded camera pictures, not blank frames"
+        await pc.close()
+        async with asyncio.timeout(scaled(20)):  # the server notices the vanished peer and frees it
+            while srv.xr.rtc.peers or any(c.startswith("rtc-") for c in srv.xr.hub.clients):
+                await asyncio.sleep(0.2)
+
+
+def test_overlay_is_drawn_where_the_map_is_hot() -> None:
+    image = np.full((40, 60, 3), 100, np.uint8)
+    heat = np.zeros((20, 30), np.float32)
+    heat[5:10, 10:20] = 0.9  # the defect, at half the picture's resolution
+    out = composite(image, heat).astype(int)
+    assert out[15, 30, 0] > 150 and out[15, 30, 1] < 100, "the defect is tinted red"
+    assert np.array_equal(out[35, 5], [100, 100, 100]), "elsewhere the picture is untouched"
+    assert composite(image, None) is image
