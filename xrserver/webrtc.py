@@ -34,6 +34,7 @@ from xrserver.outbox import CHANNELS
 log = logging.getLogger(__name__)
 
 MAX_SDP_BYTES = 64 * 1024
+MAX_BUFFERED_BYTES = 256 * 1024
 LatestViews = Callable[[], dict[str, tuple[npt.NDArray[np.uint8], npt.NDArray[np.float32] | None]]]
 
 
@@ -149,6 +150,10 @@ class WebRtcEndpoint:
                 if not items:
                     return
                 for data, _ in items:
+                    # aiortc buffers without limit: wait for the peer to drain, meanwhile the outbox keeps
+                    # only the newest pose/heatmap/stats and coalesces state, so latency cannot build up
+                    while channel.readyState == "open" and channel.bufferedAmount > MAX_BUFFERED_BYTES:
+                        await asyncio.sleep(0.02)
                     if channel.readyState != "open":
                         return
                     channel.send(data)
