@@ -9,7 +9,17 @@ from typing import Any
 
 from torch import nn
 
-from pipeline.models import efficientad, efficientad_fit, gaussian, patchcore, patchcore_fit, simplenet, simplenet_fit
+from pipeline.models import (
+    efficientad,
+    efficientad_fit,
+    gaussian,
+    memseg,
+    memseg_fit,
+    patchcore,
+    patchcore_fit,
+    simplenet,
+    simplenet_fit,
+)
 from pipeline.models.contract import U8
 from pipeline.models.errors import ConfigError
 from pipeline.models.training import FitContext
@@ -48,6 +58,8 @@ MODELS: dict[str, ModelEntry] = {
                                 efficientad.build, efficientad_fit.fit, "PDN-M student-teacher + autoencoder"),
     "simplenet": ModelEntry("simplenet", "1.0", simplenet.SimpleNetConfig, simplenet.PRESETS, simplenet.build,
                             simplenet_fit.fit, "feature adapter + discriminator on noisy features"),
+    "memseg": ModelEntry("memseg", "1.0", memseg.MemSegConfig, memseg.PRESETS, memseg.build, memseg_fit.fit,
+                         "ResNet18 from scratch + memory of normal features + MSFF + decoder, Perlin anomalies"),
 }
 
 
