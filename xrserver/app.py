@@ -28,7 +28,7 @@ from overlays.defect import DefectStatus
 from overlays.messages import Defects, Feedback
 from xrserver.analyzer import Analyzer, DiagnosticAnalyzer
 from xrserver.auth import Principal, TokenAuth
-from xrserver.config import FolderSourceConfig, ServerConfig, TwinSourceConfig, VideoSourceConfig
+from xrserver.config import FolderSourceConfig, ServerConfig, TwinSourceConfig, VideoSourceConfig, WebRtcSourceConfig
 from xrserver.hub import Hub
 from xrserver.ingest import Ingest
 from xrserver.metrics import Metrics
@@ -37,7 +37,7 @@ from xrserver.provision import Cell, prepare_inspection
 from xrserver.records import FEEDBACK_STATUS, RecordError, RecordStore
 from xrserver.rest import Api
 from xrserver.scheduler import SCENE_ID, Scheduler
-from xrserver.sources import FolderSource, Source, TwinSource, VideoSource
+from xrserver.sources import FolderSource, PublishedSource, Source, TwinSource, VideoSource
 from xrserver.sync import FrameSync
 from xrserver.webrtc import WebRtcEndpoint
 from xrserver.workers import Workers
@@ -60,6 +60,8 @@ def build_sources(config: ServerConfig) -> list[Source]:
             out.append(FolderSource(s.camera_id, s.path, s.fps, s.loop, s.depth_path, s.depth_scale_m))
         elif isinstance(s, VideoSourceConfig):
             out.append(VideoSource(s.camera_id, s.url, s.fps, s.loop))
+        elif isinstance(s, WebRtcSourceConfig):
+            out.append(PublishedSource(s.camera_id, s.width_px, s.height_px, s.timeout_s))
     return out
 
 
@@ -91,9 +93,12 @@ class XrServer:
         self.ws = WsEndpoint(self.hub, auth, config.server.limits, self.metrics, config.server.allowed_origins,
                              self._on_ws_feedback)
         self.ws.on_send_ms = self._on_send_ms
-        cams = [(c.camera_id, (c.width_px, c.height_px)) for c in self.rig.cameras
-                if c.camera_id in camera_ids] if self.rig is not None else []
-        self.rtc = WebRtcEndpoint(self.hub, lambda: self.scheduler.latest_views if self.scheduler else {}, cams)
+        rig_sizes = {c.camera_id: (c.width_px, c.height_px) for c in self.rig.cameras} if self.rig else {}
+        cams = [(cid, rig_sizes.get(cid) or _source_size(src) or (640, 480))
+                for src in self.sources for cid in src.camera_ids]
+        sinks = {s.camera_ids[0]: s for s in self.sources if isinstance(s, PublishedSource)}
+        self.rtc = WebRtcEndpoint(self.hub, lambda: self.scheduler.latest_views if self.scheduler else {}, cams,
+                                  sinks)
         self._metric_marks: dict[tuple[str, str], int] = {}
         self._monitor: asyncio.Task[None] | None = None
         self._views_state: dict[str, str] = {}
@@ -170,6 +175,7 @@ class XrServer:
             "cameras": cams,
             "degraded_views": degraded,
             "clients": self.hub.describe(),
+            "rtc_peers": self.rtc.describe(),
             "framesets": self.scheduler.framesets if self.scheduler else 0,
             "fps": round(self.scheduler.fps(), 2) if self.scheduler else 0.0,
             "latency_ms": self.scheduler.last_latency_ms if self.scheduler else {},
@@ -236,6 +242,15 @@ class XrServer:
             log.warning("[%s] feedback refused: %s", conn_id, e)
             return
         await self.apply_feedback(pass_id, msg.defect_id, msg.status)
+
+
+def _source_size(src: Source) -> tuple[int, int] | None:
+    """The picture size a source declares, when it does (twin, WebRTC publisher)."""
+    if isinstance(src, PublishedSource):
+        return src.size_wh
+    if isinstance(src, TwinSource):
+        return (src.config.width_px, src.config.height_px)
+    return None
 
 
 def vars_of(obj: Any) -> dict[str, Any]:

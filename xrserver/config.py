@@ -108,7 +108,19 @@ class VideoSourceConfig(_Model):
     loop: bool = False
 
 
-SourceConfig = Annotated[TwinSourceConfig | FolderSourceConfig | VideoSourceConfig, Field(discriminator="kind")]
+class WebRtcSourceConfig(_Model):
+    """A camera that publishes over WebRTC (a browser's camera as a test source, a WebRTC camera);
+    its frames are resized to ``width_px`` x ``height_px``. Needs a ``camera`` role token."""
+
+    kind: Literal["webrtc"]
+    camera_id: str
+    width_px: int = Field(640, ge=16, le=8192)
+    height_px: int = Field(480, ge=16, le=8192)
+    timeout_s: float = Field(2.0, gt=0, le=60)
+
+
+SourceConfig = Annotated[TwinSourceConfig | FolderSourceConfig | VideoSourceConfig | WebRtcSourceConfig,
+                         Field(discriminator="kind")]
 
 
 class SyncConfig(_Model):
@@ -214,7 +226,7 @@ def _field_path(loc: tuple[int | str, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in ("twin", "folder", "video") and out.endswith("]"):
+        elif part in ("twin", "folder", "video", "webrtc") and out.endswith("]"):
             continue  # the discriminator's tag adds nothing for a reader
         else:
             out += f".{part}" if out else str(part)

@@ -10,6 +10,7 @@ endpoint                                    permission  answer
 GET  /                                      (none)      the supervisor dashboard (clients/web, /static/...)
 GET  /api/session                           view        the token's role
 POST /rtc/offer                             view        WebRTC: ``{"sdp", "type": "offer"}`` -> answer
+POST /rtc/publish/{camera_id}               publish     WebRTC: a camera peer's offer (one video track)
 GET  /health                                (none/view) status; with a token: cameras, clients
 GET  /metrics                               history     Prometheus text
 GET  /api/cameras                           view        camera health
@@ -80,6 +81,7 @@ class Api:
             Mount("/static", StaticFiles(directory=WEB_DIR), name="static"),
             Route("/api/session", self._guard("view", self.session)),
             Route("/rtc/offer", self._guard("view", self.rtc_offer), methods=["POST"]),
+            Route("/rtc/publish/{camera_id:str}", self._guard("publish", self.rtc_publish), methods=["POST"]),
             Route("/health", self.health),
             Route("/metrics", self._guard("history", self.metrics)),
             Route("/api/cameras", self._guard("view", self.cameras)),
@@ -97,6 +99,10 @@ class Api:
 
     async def rtc_offer(self, request: Request, p: Principal) -> Response:
         result: Response = await self.s.rtc.offer(request, p.role)
+        return result
+
+    async def rtc_publish(self, request: Request, p: Principal) -> Response:
+        result: Response = await self.s.rtc.publish(request, request.path_params["camera_id"])
         return result
 
     async def session(self, request: Request, p: Principal) -> Response:

@@ -7,13 +7,14 @@ the end of a finite stream. Any exception means the source failed: ingest closes
 and opens it again.
 
 Implementations: :class:`TwinSource` (the digital twin, all its cameras at once),
-:class:`FolderSource` (an image folder) and :class:`VideoSource` (a video file or an RTSP/HTTP
-stream through PyAV).
+:class:`FolderSource` (an image folder), :class:`VideoSource` (a video file or an RTSP/HTTP
+stream through PyAV) and :class:`PublishedSource` (a camera peer publishing over WebRTC).
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -237,3 +238,51 @@ class VideoSource:
             self._container.close()
         self._container = None
         self._frames = None
+
+
+class PublishedSource:
+    """A camera that publishes into the server over WebRTC (``POST /rtc/publish/{camera_id}``).
+
+    The WebRTC endpoint pushes each decoded frame (latest wins); ``read()`` waits up to
+    ``timeout_s`` for a newer one, converts it to RGB at ``width_px`` x ``height_px`` and stamps
+    it on arrival (the publisher's clock is not ours). With no publisher, or one that stalls,
+    ``read()`` fails and the view is degraded until frames come again.
+    """
+
+    def __init__(self, camera_id: str, width_px: int, height_px: int, timeout_s: float = 2.0) -> None:
+        self.name = f"webrtc:{camera_id}"
+        self.camera_ids: tuple[str, ...] = (camera_id,)
+        self.fps: float | None = None  # as the publisher delivers
+        self.size_wh = (width_px, height_px)
+        self.timeout_s = timeout_s
+        self.publisher: str | None = None  # the peer id publishing now
+        self._cond = threading.Condition()
+        self._frame: Any = None  # an av.VideoFrame
+        self._arrived_ns = 0
+        self._seq = 0
+
+    def push(self, frame: Any) -> None:
+        """Called on the event loop for each decoded frame; never blocks on the reader."""
+        with self._cond:
+            self._frame, self._arrived_ns = frame, time.time_ns()
+            self._cond.notify_all()
+
+    def open(self) -> None:
+        """Nothing to open: the publisher connects on its own."""
+
+    def read(self) -> Capture | None:
+        with self._cond:
+            if not self._cond.wait_for(lambda: self._frame is not None, self.timeout_s):
+                who = "its publisher stalled" if self.publisher else "no camera is publishing"
+                raise SourceError(f"{self.name}: no frame for {self.timeout_s:g} s ({who})")
+            frame, ts = self._frame, self._arrived_ns
+            self._frame = None
+        rgb = frame.to_ndarray(format="rgb24")
+        if rgb.shape[1::-1] != self.size_wh:
+            rgb = cv2.resize(rgb, self.size_wh, interpolation=cv2.INTER_AREA)
+        self._seq += 1
+        return Capture((Frame(self.camera_ids[0], np.ascontiguousarray(rgb, dtype=np.uint8), ts, self._seq),), ts)
+
+    def close(self) -> None:
+        with self._cond:
+            self._frame = None

@@ -1,5 +1,6 @@
-"""WebRTC with a real aiortc peer on loopback: signalling with the token, the overlay protocol on the
-data channel, one decoded video track per camera with the overlay on it, and clean refusals."""
+"""WebRTC with real aiortc peers on loopback: signalling with the token, the overlay protocol on the
+data channel, one decoded video track per camera with the overlay on it, a camera publishing into
+the server, and clean refusals."""
 
 from __future__ import annotations
 
@@ -11,21 +12,21 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCPeerConnection, RTCSessionDescription, VideoStreamTrack
 from aiortc.mediastreams import MediaStreamTrack
 from av import VideoFrame
 
 from overlays.codec import decode
 from overlays.messages import Message, Scene, Stats
 from pipeline.twin import DigitalTwin, TwinConfig
-from xrserver.config import AnalyzerConfig, ServerConfig, StorageConfig
+from xrserver.config import AnalyzerConfig, ServerConfig, StorageConfig, WebRtcSourceConfig
 from xrserver.sources import TwinSource
 from xrserver.testing import Running, run_server, scaled
 from xrserver.webrtc import composite
 
 
-def _post(srv: Running, body: bytes, token: str | None) -> tuple[int, dict[str, object]]:
-    req = urllib.request.Request(f"{srv.http}/rtc/offer", data=body, method="POST",
+def _post(srv: Running, body: bytes, token: str | None, path: str = "/rtc/offer") -> tuple[int, dict[str, object]]:
+    req = urllib.request.Request(f"{srv.http}{path}", data=body, method="POST",
                                  headers={"Content-Type": "application/json"}
                                  | ({"Authorization": f"Bearer {token}"} if token else {}))
     try:
@@ -93,3 +94,63 @@ def test_overlay_is_drawn_where_the_map_is_hot() -> None:
     assert out[15, 30, 0] > 150 and out[15, 30, 1] < 100, "the defect is tinted red"
     assert np.array_equal(out[35, 5], [100, 100, 100]), "elsewhere the picture is untouched"
     assert composite(image, None) is image
+
+
+class _Pattern(VideoStreamTrack):
+    """A camera: a bright square on grey, 160x120."""
+
+    async def recv(self) -> VideoFrame:
+        pts, time_base = await self.next_timestamp()
+        img = np.full((120, 160, 3), 60, np.uint8)
+        img[40:80, 60:100] = 230
+        frame = VideoFrame.from_ndarray(img, format="rgb24")
+        frame.pts, frame.time_base = pts, time_base
+        return frame
+
+
+async def _publisher(srv: Running, camera_id: str, token: str) -> tuple[RTCPeerConnection, int, dict[str, object]]:
+    pc = RTCPeerConnection()
+    pc.addTransceiver(_Pattern(), direction="sendonly")
+    await pc.setLocalDescription(await pc.createOffer())
+    offer = json.dumps({"sdp": pc.localDescription.sdp, "type": "offer"}).encode()
+    status, answer = await asyncio.to_thread(_post, srv, offer, token, f"/rtc/publish/{camera_id}")
+    if status == 200:
+        await pc.setRemoteDescription(RTCSessionDescription(str(answer["sdp"]), "answer"))
+    return pc, status, answer
+
+
+async def test_a_camera_publishes_into_the_server_over_webrtc(tmp_path: Path) -> None:
+    cfg = ServerConfig(storage=StorageConfig(db_path=tmp_path / "r.db"), analyzer=AnalyzerConfig(kind="diagnostic"),
+                       sources=(WebRtcSourceConfig(kind="webrtc", camera_id="browser0", width_px=160, height_px=120,
+                                                   timeout_s=1.0),))
+    async with run_server(cfg) as srv:
+        camera, operator = srv.auth.token_for("camera"), srv.auth.token_for("operator")
+        pc0, status, _ = await _publisher(srv, "browser0", operator)
+        assert status == 403, "viewers cannot publish"
+        pc1, status, answer = await _publisher(srv, "nope", camera)
+        assert status == 404 and "browser0" in str(answer["error"])
+        await asyncio.gather(pc0.close(), pc1.close())
+
+        pc, status, answer = await _publisher(srv, "browser0", camera)
+        assert status == 200, answer
+        second, status2, answer2 = await _publisher(srv, "browser0", camera)
+        assert status2 == 409, answer2
+        await second.close()
+        async with asyncio.timeout(scaled(30)):  # the published frames become frame sets and a view
+            while not (srv.xr.scheduler and srv.xr.scheduler.framesets >= 5):
+                await asyncio.sleep(0.2)
+        image, _ = srv.xr.scheduler.latest_views["browser0"]
+        assert image.shape == (120, 160, 3)
+        assert image[60, 80].mean() > 180 and image[10, 10].mean() < 100, "the camera's picture, decoded"
+        health = srv.xr.health_doc()
+        assert health["cameras"][0]["state"] == "up"
+        assert any(p.get("publishes") == "browser0" for p in health["rtc_peers"])
+
+        await pc.close()  # the camera goes away: the view degrades, the server carries on
+        async with asyncio.timeout(scaled(20)):
+            while srv.xr.health_doc()["cameras"][0]["state"] == "up":
+                await asyncio.sleep(0.2)
+        assert "browser0: no frame for 1 s" in str(srv.xr.health_doc()["cameras"][0]["error"])
+        pc, status, _ = await _publisher(srv, "browser0", camera)  # and it may publish again
+        assert status == 200
+        await pc.close()
