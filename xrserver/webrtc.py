@@ -44,20 +44,28 @@ MAX_BUFFERED_BYTES = 256 * 1024
 LatestViews = Callable[[], dict[str, tuple[npt.NDArray[np.uint8], npt.NDArray[np.float32] | None]]]
 
 
-def composite(image: npt.NDArray[np.uint8], heatmap: npt.NDArray[np.float32] | None) -> npt.NDArray[np.uint8]:
-    """The camera picture with the map above the fitted threshold (0.5) tinted red, and its outline."""
+def composite(image: npt.NDArray[np.uint8], heatmap: npt.NDArray[np.float32] | None,
+              min_area_frac: float = 5e-4) -> npt.NDArray[np.uint8]:
+    """The camera picture with the map above the fitted threshold (0.5) tinted red, and its outline.
+
+    Hot specks smaller than ``min_area_frac`` of the picture are left out: an operator needs the
+    defect, not the noise floor of the background.
+    """
     if heatmap is None:
         return image
     h, w = image.shape[:2]
     m = cv2.resize(heatmap, (w, h), interpolation=cv2.INTER_LINEAR) if heatmap.shape != (h, w) else heatmap
-    hot = m >= 0.5
-    out = image.copy()
-    if hot.any():
-        alpha = np.clip((m - 0.5) * 2.0, 0.35, 0.8)[..., None]
-        red = np.array([220, 50, 40], np.float32)
-        out = np.where(hot[..., None], (1 - alpha) * image + alpha * red, image).astype(np.uint8)
-        contours, _ = cv2.findContours(hot.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-        cv2.drawContours(out, contours, -1, (255, 230, 0), 1)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats((m >= 0.5).astype(np.uint8), connectivity=8)
+    keep = np.flatnonzero(stats[:, cv2.CC_STAT_AREA] >= max(4.0, min_area_frac * h * w))
+    keep = keep[keep > 0]  # label 0 is the background
+    if n <= 1 or keep.size == 0:
+        return image
+    hot = np.isin(labels, keep)
+    alpha = np.clip((m - 0.5) * 2.0, 0.35, 0.8)[..., None]
+    red = np.array([220, 50, 40], np.float32)
+    out = np.where(hot[..., None], (1 - alpha) * image + alpha * red, image).astype(np.uint8)
+    contours, _ = cv2.findContours(hot.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    cv2.drawContours(out, contours, -1, (255, 230, 0), 1)
     return out
 
 

@@ -118,15 +118,60 @@ function renderDefects() {
   drawMarkers();
 }
 
+// Camera tiles persist (their <video> keeps playing); each stats message updates the health.
 function renderCameras() {
   const box = $("cameras");
-  box.replaceChildren();
   for (const [id, st] of Object.entries(state.views)) {
-    const t = document.createElement("div");
+    let t = box.querySelector(`.tile[data-camera="${CSS.escape(id)}"]`);
+    if (!t) {
+      t = document.createElement("div");
+      t.dataset.camera = id;
+      t.innerHTML = '<video autoplay muted playsinline></video><div class="cap"><b></b><small></small></div>';
+      t.querySelector("b").textContent = id;
+      box.appendChild(t);
+    }
     t.className = `tile ${st}`;
-    t.dataset.camera = id;
-    t.innerHTML = `<b>${id}</b><small>${st}</small>`;
-    box.appendChild(t);
+    t.querySelector("small").textContent = st;
+  }
+  if (!video && Object.keys(state.views).length) startVideo(Object.keys(state.views).length);
+}
+
+// ---------- camera video: one WebRTC peer, one receive-only track per camera (POST /rtc/offer) ----------
+let video = null;
+
+async function startVideo(n) {
+  const pc = new RTCPeerConnection(); // a plant LAN needs no STUN/TURN; see docs/operations.md
+  video = pc;
+  for (let i = 0; i < n; i++) pc.addTransceiver("video", { direction: "recvonly" });
+  let order = [];
+  pc.ontrack = (ev) => {
+    const i = pc.getTransceivers().indexOf(ev.transceiver);
+    const el = $("cameras").querySelector(`.tile[data-camera="${CSS.escape(order[i] ?? "")}"] video`);
+    if (el) el.srcObject = new MediaStream([ev.track]);
+  };
+  pc.onconnectionstatechange = () => {
+    if (["failed", "closed"].includes(pc.connectionState) && video === pc) {
+      video = null; // the next stats message starts a new peer
+      pc.close();
+    }
+  };
+  try {
+    await pc.setLocalDescription(await pc.createOffer());
+    await new Promise((done) => { // the server does not trickle; neither do we
+      if (pc.iceGatheringState === "complete") return done();
+      pc.onicegatheringstatechange = () => pc.iceGatheringState === "complete" && done();
+      setTimeout(done, 3000);
+    });
+    const r = await fetch("/rtc/offer", { method: "POST", headers: { ...auth.headers, "Content-Type": "application/json" },
+      body: JSON.stringify({ sdp: pc.localDescription.sdp, type: "offer" }) });
+    if (!r.ok) throw new Error(`offer refused (${r.status})`);
+    const answer = await r.json();
+    order = answer.tracks;
+    await pc.setRemoteDescription({ type: "answer", sdp: answer.sdp });
+  } catch (e) {
+    console.warn("camera video unavailable:", e);
+    pc.close();
+    setTimeout(() => { if (video === pc) video = null; }, 10000); // retry later
   }
 }
 

@@ -1,5 +1,5 @@
 """The supervisor dashboard in real headless Chromium (Debian's, driven by selenium): it loads with a
-token, the 3D view and the camera tiles come up, the defect list fills with the twin's defects, and a
+token, the 3D view and the camera tiles (WebRTC video) come up, the defect list fills with the twin's defects, and a
 click on "confirm" is recorded on the server. The screenshot lands in the test's tmp folder (and in
 ``$XR_ARTIFACTS`` when set)."""
 
@@ -22,7 +22,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
 from pipeline.twin import DigitalTwin, TwinConfig
-from xrserver.config import AnalyzerConfig, ServerConfig, StorageConfig, ThresholdsConfig
+from xrserver.config import AnalyzerConfig, ServerConfig, StorageConfig, ThresholdsConfig, WebRtcSourceConfig
 from xrserver.provision import TwinReferenceHeatmaps
 from xrserver.sources import TwinSource
 from xrserver.testing import run_server, scaled
@@ -36,7 +36,8 @@ def browser() -> Iterator[WebDriver]:
     opts = webdriver.ChromeOptions()
     opts.binary_location = CHROMIUM
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1000",
-                "--use-angle=swiftshader", "--enable-unsafe-swiftshader"):
+                "--use-angle=swiftshader", "--enable-unsafe-swiftshader",
+                "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"):  # a test camera
         opts.add_argument(arg)
     driver = webdriver.Chrome(options=opts, service=Service(DRIVER))
     try:
@@ -74,6 +75,9 @@ async def test_dashboard_shows_the_twin_and_records_a_confirm(tmp_path: Path, br
         await _until(browser, "return document.getElementById('conn').textContent.startsWith('live')", 20)
         # camera tiles from stats.views, the mesh in the 3D view, then the twin's defects in the list
         await _until(browser, "return document.querySelectorAll('#cameras .tile.up').length === 4", 20)
+        # each tile plays its camera's WebRTC track (decoded pictures, not just a connected peer)
+        await _until(browser, "const v = [...document.querySelectorAll('#cameras video')];"
+                              "return v.length === 4 && v.every(e => e.videoWidth === 320 && e.currentTime > 0)", 40)
         await _until(browser, "return document.querySelectorAll('#defects tbody tr').length > 0", 90)
         assert browser.execute_script("return document.getElementById('scene').width > 0")
         row = browser.find_element(By.CSS_SELECTOR, "#defects tbody tr")
@@ -107,3 +111,18 @@ async def test_dashboard_without_a_valid_token_says_so(tmp_path: Path, browser: 
         text = await _until(browser, "const t = document.getElementById('conn').textContent;"
                                      "return t.startsWith('token refused') && t", 20)
         assert "401" in str(text)
+
+
+async def test_a_browser_camera_publishes_into_the_server(tmp_path: Path, browser: WebDriver) -> None:
+    cfg = ServerConfig(storage=StorageConfig(db_path=tmp_path / "r.db"), analyzer=AnalyzerConfig(kind="diagnostic"),
+                       sources=(WebRtcSourceConfig(kind="webrtc", camera_id="browser0", width_px=320, height_px=240),))
+    async with run_server(cfg) as srv:
+        await asyncio.to_thread(browser.get, f"{srv.http}/static/publish.html?camera=browser0"
+                                             f"&token={srv.auth.token_for('camera')}")
+        await _until(browser, "return window.xrPublish.state === 'connected'", 30)
+        async with asyncio.timeout(scaled(30)):  # Chromium's test camera becomes frame sets on the server
+            while not (srv.xr.scheduler and srv.xr.scheduler.framesets >= 5):
+                await asyncio.sleep(0.2)
+        image, _ = srv.xr.scheduler.latest_views["browser0"]
+        assert image.shape == (240, 320, 3) and image.std() > 10, "a decoded picture, not a blank frame"
+        assert srv.xr.health_doc()["cameras"][0]["state"] == "up"

@@ -87,12 +87,14 @@ async def test_peer_gets_protocol_messages_and_a_video_track_per_camera(tmp_path
 
 
 def test_overlay_is_drawn_where_the_map_is_hot() -> None:
-    image = np.full((40, 60, 3), 100, np.uint8)
-    heat = np.zeros((20, 30), np.float32)
-    heat[5:10, 10:20] = 0.9  # the defect, at half the picture's resolution
+    image = np.full((240, 320, 3), 100, np.uint8)
+    heat = np.zeros((120, 160), np.float32)
+    heat[30:40, 60:80] = 0.9  # the defect, at half the picture's resolution
+    heat[100, 10] = 0.9  # one hot pixel: noise, not a defect
     out = composite(image, heat).astype(int)
-    assert out[15, 30, 0] > 150 and out[15, 30, 1] < 100, "the defect is tinted red"
-    assert np.array_equal(out[35, 5], [100, 100, 100]), "elsewhere the picture is untouched"
+    assert out[70, 140, 0] > 150 and out[70, 140, 1] < 100, "the defect is tinted red"
+    assert np.array_equal(out[230, 5], [100, 100, 100]), "elsewhere the picture is untouched"
+    assert np.array_equal(out[195:206, 15:26], image[195:206, 15:26]), "specks are not drawn"
     assert composite(image, None) is image
 
 

@@ -98,6 +98,7 @@ def test_token_bucket_and_origin_check() -> None:
     ({"server": {"port": 70000}}, "server.port"),
     ({"sources": [{"kind": "folder", "camera_id": "a"}]}, "sources[0].path"),
     ({"sources": [{"kind": "webcam"}]}, "sources[0]"),
+    ({"sources": [{"kind": "webrtc", "camera_id": "b", "width_px": 4}]}, "sources[0].width_px"),
     ({"tokens": {"operator": ["short"]}}, "tokens.operator"),
     ({"server": {"limits": {"max_message_bytes": 10}}}, "server.limits.max_message_bytes"),
     ({"sync": {"tolerance_ms": 0}}, "sync.tolerance_ms"),
