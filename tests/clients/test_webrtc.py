@@ -8,6 +8,7 @@ import asyncio
 import json
 import urllib.error
 import urllib.request
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +17,12 @@ from aiortc import RTCPeerConnection, RTCSessionDescription, VideoStreamTrack
 from aiortc.mediastreams import MediaStreamTrack
 from av import VideoFrame
 
-from overlays.codec import decode
+from clients.python.client import XrClient
+from overlays.codec import decode, encode
 from overlays.messages import Message, Scene, Stats
+from pipeline.frames import FrameSet
 from pipeline.twin import DigitalTwin, TwinConfig
+from xrserver.analyzer import Analysis, DiagnosticAnalyzer, ViewResult
 from xrserver.config import AnalyzerConfig, ServerConfig, StorageConfig, WebRtcSourceConfig
 from xrserver.sources import TwinSource
 from xrserver.testing import Running, run_server, scaled
@@ -48,16 +52,41 @@ async def _picture(track: MediaStreamTrack, tries: int = 50) -> Any:
     return img
 
 
+class _FindsOneDefect(DiagnosticAnalyzer):
+    """The diagnostic stage, with one hot region planted in the ``lower`` view's map (its middle
+    band, x 0.4-0.7, y 0.3-0.6): the video must show the overlay exactly there."""
+
+    def analyze(self, frameset: FrameSet) -> Analysis:
+        a = super().analyze(frameset)
+        views = []
+        for v in a.views:
+            if v.camera_id == "lower":
+                m = np.zeros_like(v.heatmap)
+                h, w = m.shape
+                m[int(0.3 * h):int(0.6 * h), int(0.4 * w):int(0.7 * w)] = 1.0
+                v = ViewResult(v.camera_id, 1.0, m)
+            views.append(v)
+        return replace(a, views=tuple(views))
+
+
 async def test_peer_gets_protocol_messages_and_a_video_track_per_camera(tmp_path: Path) -> None:
     twin = DigitalTwin(TwinConfig(seed=0, width_px=160, height_px=120))
     cfg = ServerConfig(storage=StorageConfig(db_path=tmp_path / "r.db"), analyzer=AnalyzerConfig(kind="diagnostic"))
     cams = ("lower", "oblique_left")
-    async with run_server(cfg, [TwinSource.from_twin(twin, fps=10, camera_ids=cams)]) as srv:
+    async with run_server(cfg, [TwinSource.from_twin(twin, fps=10, camera_ids=cams)], _FindsOneDefect()) as srv:
         token = srv.auth.token_for("operator")
         assert (await asyncio.to_thread(_post, srv, b"{}", None))[0] == 401
         assert (await asyncio.to_thread(_post, srv, b'{"sdp": "garbage", "type": "offer"}', token))[0] == 400
         assert (await asyncio.to_thread(_post, srv, b"not json", token))[0] == 400
 
+        ws_got: list[Message] = []
+
+        async def websocket_client() -> None:
+            async with XrClient(srv.ws_url().split("?")[0], token) as client:
+                async for m in client:
+                    ws_got.append(m)
+
+        ws_task = asyncio.create_task(websocket_client())
         pc = RTCPeerConnection()
         channel = pc.createDataChannel("overlay")
         got: list[Message] = []
@@ -76,10 +105,20 @@ async def test_peer_gets_protocol_messages_and_a_video_track_per_camera(tmp_path
             while not any(isinstance(m, Stats) for m in got):
                 await asyncio.sleep(0.1)
             frames = [await _picture(t) for t in tracks]
+            while len({m.seq for m in got if isinstance(m, Stats)} & {m.seq for m in ws_got}) < 3:
+                await asyncio.sleep(0.1)
+        ws_task.cancel()
+        by_seq = {m.seq: encode(m) for m in ws_got}
+        both = [m for m in got if m.seq in by_seq and m.seq != 0]
+        assert all(encode(m) == by_seq[m.seq] for m in both), "the data channel carries the WebSocket stream"
         assert len(srv.xr.rtc.peers) == 1
         assert isinstance(got[0], Scene) or not srv.xr.hub.scene  # the diagnostic server has no scene
         for img in frames:
             assert img.shape == (120, 160, 3) and img.std() > 5, "decoded camera pictures, not blank frames"
+        redness = frames[0][..., 0].astype(int) - frames[0][..., 1].astype(int)
+        assert redness[50:66, 76:100].mean() > 60, "the defect's overlay, where the map is hot"
+        assert abs(redness[90:110, 10:40].mean()) < 20 and abs(redness[5:25, 120:150].mean()) < 20, "nothing elsewhere"
+        assert abs(frames[1][..., 0].astype(int) - frames[1][..., 1]).mean() < 20, "no overlay on a clean view"
         await pc.close()
         async with asyncio.timeout(scaled(20)):  # the server notices the vanished peer and frees it
             while srv.xr.rtc.peers or any(c.startswith("rtc-") for c in srv.xr.hub.clients):
