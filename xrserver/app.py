@@ -231,9 +231,13 @@ class XrServer:
                                                 (live,), (), self.hub.next_seq()))
 
     async def _on_ws_feedback(self, principal: Principal, msg: Feedback, conn_id: str) -> None:
-        pass_id = self.scheduler.current_pass_id if self.scheduler else None
-        if pass_id is None or self.records is None:
-            log.warning("[%s] feedback on %s ignored: no pass is open", conn_id, msg.defect_id)
+        """Record feedback in the pass that found the defect: the open one, or an ended one (an operator
+        may fix a defect after the vehicle has left the inspection cell)."""
+        if self.records is None:
+            return
+        pass_id = await self.workers.run("io", self.records.pass_of_defect, msg.defect_id)
+        if pass_id is None:
+            log.warning("[%s] feedback refused: no pass recorded defect %r", conn_id, msg.defect_id)
             return
         try:
             await self.workers.run("io", self.records.add_feedback, pass_id, msg.defect_id, _ACTION_FOR[msg.status],

@@ -177,6 +177,14 @@ class RecordStore:
             )
             return int(cur.lastrowid or 0)
 
+    def pass_of_defect(self, defect_id: str) -> str | None:
+        """The newest pass that recorded ``defect_id`` (a vehicle seen twice has two), or None."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT d.pass_id FROM defects d JOIN passes p ON p.pass_id = d.pass_id WHERE d.defect_id = ? "
+                "ORDER BY p.started_ts_ns DESC LIMIT 1", (defect_id,)).fetchone()
+        return None if row is None else str(row[0])
+
     def add_alert(self, ts_ns: int, alert: dict[str, Any]) -> int:
         with self._tx() as db:
             cur = db.execute("INSERT INTO alerts (ts_ns, doc) VALUES (?, ?)", (ts_ns, json.dumps(alert)))

@@ -3,22 +3,13 @@
 import * as THREE from "three";
 import { GLTFLoader } from "/static/vendor/three/addons/loaders/GLTFLoader.js";
 import { OrbitControls } from "/static/vendor/three/addons/controls/OrbitControls.js";
+import { blob, css, feedback, floats, num, openSession, severity } from "/static/protocol.js";
 
 const token = new URLSearchParams(location.search).get("token") || "";
 const auth = { headers: { Authorization: `Bearer ${token}` } };
 const $ = (id) => document.getElementById(id);
-const MP = { useBigInt64: true };
 const state = { vehicle: null, defects: new Map(), alerts: new Map(), views: {}, scene: null };
 window.xrState = state; // for tests and for a curious supervisor's console
-
-// ---------- severity colour scale: grey below the threshold (0.5), amber to red above ----------
-function severity(score) {
-  const s = Math.max(0, Math.min(1, score));
-  if (s < 0.5) { const g = 0.29 + 0.3 * s; return [g, g + 0.03, g + 0.07]; }
-  const t = (s - 0.5) / 0.5;
-  return [0.89 - 0.14 * t, 0.70 - 0.48 * t, 0.25 - 0.07 * t];
-}
-const css = (rgb) => `rgb(${rgb.map((c) => Math.round(255 * c)).join(",")})`;
 
 // ---------- 3D view ----------
 const canvas = $("scene");
@@ -85,11 +76,6 @@ function drawMarkers() {
     markers.add(m);
   }
 }
-
-// ---------- wire helpers ----------
-function blob(b, Type) { const d = b.data; return new Type(d.buffer.slice(d.byteOffset, d.byteOffset + d.byteLength)); }
-const floats = (b) => (b.dtype === "<f8" ? Float32Array.from(blob(b, Float64Array)) : blob(b, Float32Array));
-const num = (v) => (typeof v === "bigint" ? Number(v) : v);
 
 // ---------- panels ----------
 function renderDefects() {
@@ -201,13 +187,8 @@ async function renderHistory() {
 }
 
 // ---------- the protocol ----------
-let ws = null;
-let role = "operator";
-
 function sendFeedback(d, status) {
-  const msg = { v: 1, type: "feedback", seq: 0, defect_id: d.defect_id, vehicle_id: d.vehicle_id ?? state.vehicle,
-    status, operator_id: `dashboard-${role}`, ts_ns: BigInt(Date.now()) * 1000000n, comment: "" };
-  ws.send(MessagePack.encode(msg, MP));
+  session.send(feedback(d, status, state.vehicle, `dashboard-${session.role()}`));
 }
 
 function apply(m) {
@@ -255,24 +236,11 @@ function apply(m) {
   }
 }
 
-async function connect() {
-  const who = await fetch("/api/session", auth);
-  if (!who.ok) { $("conn").textContent = `token refused (${who.status})`; return; }
-  role = (await who.json()).role;
-  const proto = location.protocol === "https:" ? "wss" : "ws";
-  ws = new WebSocket(`${proto}://${location.host}/ws?token=${encodeURIComponent(token)}`);
-  ws.binaryType = "arraybuffer";
-  ws.onopen = () => ws.send(MessagePack.encode({ v: 1, type: "hello", seq: 0, client_name: "dashboard", role, versions: [1] }, MP));
-  ws.onmessage = (ev) => {
-    const m = MessagePack.decode(new Uint8Array(ev.data), MP);
-    if (m.type === "welcome") { $("conn").textContent = `live as ${role}`; $("conn").className = "chip ok"; }
-    apply(m);
-  };
-  ws.onclose = (ev) => {
-    $("conn").textContent = `disconnected (${ev.code}${ev.reason ? ": " + ev.reason : ""}); retrying`;
-    $("conn").className = "chip bad";
-    setTimeout(connect, 2000);
-  };
-  renderHistory();
-}
-connect();
+const session = openSession(token, "dashboard", {
+  onMessage: apply,
+  onStatus: (text, ok) => {
+    $("conn").textContent = text;
+    $("conn").className = `chip ${ok ? "ok" : "bad"}`;
+    if (ok) renderHistory();
+  },
+});

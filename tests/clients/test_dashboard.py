@@ -1,25 +1,18 @@
 """The supervisor dashboard in real headless Chromium (Debian's, driven by selenium): it loads with a
-token, the 3D view and the camera tiles (WebRTC video) come up, the defect list fills with the twin's defects, and a
-click on "confirm" is recorded on the server. The screenshot lands in the test's tmp folder (and in
-``$XR_ARTIFACTS`` when set)."""
+token, the 3D view and the camera tiles (WebRTC video) come up, the defect list fills with the twin's
+defects, and a click on "confirm" is recorded on the server. The screenshot lands in the test's tmp
+folder (and in ``$XR_ARTIFACTS`` when set). A browser camera publishes into the server."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import os
-import shutil
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-import pytest
-from selenium import webdriver
-from selenium.common.exceptions import WebDriverException
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
-from selenium.webdriver.support.ui import WebDriverWait
 
 from pipeline.twin import DigitalTwin, TwinConfig
 from xrserver.config import AnalyzerConfig, ServerConfig, StorageConfig, ThresholdsConfig, WebRtcSourceConfig
@@ -27,23 +20,7 @@ from xrserver.provision import TwinReferenceHeatmaps
 from xrserver.sources import TwinSource
 from xrserver.testing import run_server, scaled
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-DRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
-
-
-@pytest.fixture
-def browser() -> Iterator[WebDriver]:
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1000",
-                "--use-angle=swiftshader", "--enable-unsafe-swiftshader",
-                "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"):  # a test camera
-        opts.add_argument(arg)
-    driver = webdriver.Chrome(options=opts, service=Service(DRIVER))
-    try:
-        yield driver
-    finally:
-        driver.quit()
+Until = Callable[[str, float], Awaitable[object]]  # the `until` fixture (conftest.py)
 
 
 def _get(url: str, token: str) -> dict[str, object]:
@@ -52,19 +29,8 @@ def _get(url: str, token: str) -> dict[str, object]:
         doc: dict[str, object] = json.loads(r.read())
         return doc
 
-
-async def _until(browser: WebDriver, script: str, timeout_s: float) -> object:
-    def check(d: WebDriver) -> object:
-        return d.execute_script(script)
-
-    try:
-        return await asyncio.to_thread(WebDriverWait(browser, scaled(timeout_s), 0.3).until, check)
-    except WebDriverException as e:
-        status = browser.execute_script("return document.getElementById('conn')?.textContent")
-        raise AssertionError(f"browser never satisfied `{script}` ({e.msg}); connection: {status}") from None
-
-
-async def test_dashboard_shows_the_twin_and_records_a_confirm(tmp_path: Path, browser: WebDriver) -> None:
+async def test_dashboard_shows_the_twin_and_records_a_confirm(tmp_path: Path, browser: WebDriver, until: Until,
+                                                              screenshot: Callable[[str], Path]) -> None:
     twin = DigitalTwin(TwinConfig(seed=0, width_px=320, height_px=240, speed_mps=0.5))
     cfg = ServerConfig(storage=StorageConfig(db_path=tmp_path / "r.db", cache_dir=tmp_path / "cache"),
                        analyzer=AnalyzerConfig(model="twin-reference", lut_step_m=0.05),
@@ -72,13 +38,13 @@ async def test_dashboard_shows_the_twin_and_records_a_confirm(tmp_path: Path, br
     async with run_server(cfg, [TwinSource.from_twin(twin, fps=10, first_vehicle=5)]) as srv:
         token = srv.auth.token_for("supervisor")
         await asyncio.to_thread(browser.get, f"{srv.http}/?token={token}")
-        await _until(browser, "return document.getElementById('conn').textContent.startsWith('live')", 20)
+        await until("return document.getElementById('conn').textContent.startsWith('live')", 20)
         # camera tiles from stats.views, the mesh in the 3D view, then the twin's defects in the list
-        await _until(browser, "return document.querySelectorAll('#cameras .tile.up').length === 4", 20)
+        await until("return document.querySelectorAll('#cameras .tile.up').length === 4", 20)
         # each tile plays its camera's WebRTC track (decoded pictures, not just a connected peer)
-        await _until(browser, "const v = [...document.querySelectorAll('#cameras video')];"
+        await until("const v = [...document.querySelectorAll('#cameras video')];"
                               "return v.length === 4 && v.every(e => e.videoWidth === 320 && e.currentTime > 0)", 40)
-        await _until(browser, "return document.querySelectorAll('#defects tbody tr').length > 0", 90)
+        await until("return document.querySelectorAll('#defects tbody tr').length > 0", 90)
         assert browser.execute_script("return document.getElementById('scene').width > 0")
         row = browser.find_element(By.CSS_SELECTOR, "#defects tbody tr")
         defect_id = row.get_attribute("data-defect-id")
@@ -87,13 +53,9 @@ async def test_dashboard_shows_the_twin_and_records_a_confirm(tmp_path: Path, br
         # the list re-renders as defects update, so find the button afresh and click it
         browser.execute_script(f"document.querySelector('tr[data-defect-id=\"{defect_id}\"] button.fb-confirm')"
                                f".click()")
-        await _until(browser, f"return document.querySelector('tr[data-defect-id=\"{defect_id}\"]')"
+        await until(f"return document.querySelector('tr[data-defect-id=\"{defect_id}\"]')"
                               f"?.className === 'confirmed'", 15)
-        shot = tmp_path / "dashboard.png"
-        browser.save_screenshot(str(shot))
-        if os.environ.get("XR_ARTIFACTS"):
-            Path(os.environ["XR_ARTIFACTS"]).mkdir(parents=True, exist_ok=True)
-            shutil.copy(shot, Path(os.environ["XR_ARTIFACTS"]) / "dashboard.png")
+        screenshot("dashboard.png")
         pass_id = srv.xr.scheduler.current_pass_id if srv.xr.scheduler else None
         assert pass_id is not None
         record = await asyncio.to_thread(_get, f"{srv.http}/api/inspections/{pass_id}", token)
@@ -103,23 +65,23 @@ async def test_dashboard_shows_the_twin_and_records_a_confirm(tmp_path: Path, br
                for f in feedback), feedback
 
 
-async def test_dashboard_without_a_valid_token_says_so(tmp_path: Path, browser: WebDriver) -> None:
+async def test_dashboard_without_a_valid_token_says_so(tmp_path: Path, browser: WebDriver, until: Until) -> None:
     cfg = ServerConfig(storage=StorageConfig(db_path=tmp_path / "r.db"), analyzer=AnalyzerConfig(kind="diagnostic"))
     twin = DigitalTwin(TwinConfig(seed=0, width_px=64, height_px=48))
     async with run_server(cfg, [TwinSource.from_twin(twin, fps=5, camera_ids=("lower",))]) as srv:
         await asyncio.to_thread(browser.get, f"{srv.http}/?token=not-a-token")
-        text = await _until(browser, "const t = document.getElementById('conn').textContent;"
+        text = await until("const t = document.getElementById('conn').textContent;"
                                      "return t.startsWith('token refused') && t", 20)
         assert "401" in str(text)
 
 
-async def test_a_browser_camera_publishes_into_the_server(tmp_path: Path, browser: WebDriver) -> None:
+async def test_a_browser_camera_publishes_into_the_server(tmp_path: Path, browser: WebDriver, until: Until) -> None:
     cfg = ServerConfig(storage=StorageConfig(db_path=tmp_path / "r.db"), analyzer=AnalyzerConfig(kind="diagnostic"),
                        sources=(WebRtcSourceConfig(kind="webrtc", camera_id="browser0", width_px=320, height_px=240),))
     async with run_server(cfg) as srv:
         await asyncio.to_thread(browser.get, f"{srv.http}/static/publish.html?camera=browser0"
                                              f"&token={srv.auth.token_for('camera')}")
-        await _until(browser, "return window.xrPublish.state === 'connected'", 30)
+        await until("return window.xrPublish.state === 'connected'", 30)
         async with asyncio.timeout(scaled(30)):  # Chromium's test camera becomes frame sets on the server
             while not (srv.xr.scheduler and srv.xr.scheduler.framesets >= 5):
                 await asyncio.sleep(0.2)

@@ -1,0 +1,61 @@
+// The overlay protocol v1 in the browser (docs/protocol.md): one WebSocket with msgpack frames, the
+// wire helpers, and the severity colour scale shared by the dashboard and the AR view.
+// msgpack comes from the vendored UMD build (window.MessagePack), loaded by the page.
+
+export const MP = { useBigInt64: true };
+
+/** A typed view of a wire array {dtype, shape, data} (copied, so the alignment is right). */
+export function blob(b, Type) { const d = b.data; return new Type(d.buffer.slice(d.byteOffset, d.byteOffset + d.byteLength)); }
+export const floats = (b) => (b.dtype === "<f8" ? Float32Array.from(blob(b, Float64Array)) : blob(b, Float32Array));
+export const num = (v) => (typeof v === "bigint" ? Number(v) : v);
+
+/** Grey below the threshold (0.5), amber to red above: calm, and severity is plain. */
+export function severity(score) {
+  const s = Math.max(0, Math.min(1, score));
+  if (s < 0.5) { const g = 0.29 + 0.3 * s; return [g, g + 0.03, g + 0.07]; }
+  const t = (s - 0.5) / 0.5;
+  return [0.89 - 0.14 * t, 0.70 - 0.48 * t, 0.25 - 0.07 * t];
+}
+export const css = (rgb) => `rgb(${rgb.map((c) => Math.round(255 * c)).join(",")})`;
+
+/**
+ * Connect with `token`: ask /api/session for the role, open /ws, say hello, and hand every decoded
+ * message to onMessage. Reconnects after 2 s. onStatus(text, ok) reports the connection.
+ * Returns { send(msg), role(), serverOffsetNs() } -- the offset of the server clock from Date.now().
+ */
+export function openSession(token, clientName, { onMessage, onStatus }) {
+  let ws = null, role = "operator", offsetNs = 0n;
+  async function connect() {
+    const who = await fetch("/api/session", { headers: { Authorization: `Bearer ${token}` } });
+    if (!who.ok) { onStatus(`token refused (${who.status})`, false); return; }
+    role = (await who.json()).role;
+    const proto = location.protocol === "https:" ? "wss" : "ws";
+    ws = new WebSocket(`${proto}://${location.host}/ws?token=${encodeURIComponent(token)}`);
+    ws.binaryType = "arraybuffer";
+    ws.onopen = () => ws.send(MessagePack.encode({ v: 1, type: "hello", seq: 0, client_name: clientName, role, versions: [1] }, MP));
+    ws.onmessage = (ev) => {
+      const m = MessagePack.decode(new Uint8Array(ev.data), MP);
+      if (m.type === "welcome") {
+        offsetNs = BigInt(m.server_ts_ns) - BigInt(Date.now()) * 1000000n;
+        onStatus(`live as ${role}`, true);
+      }
+      onMessage(m);
+    };
+    ws.onclose = (ev) => {
+      onStatus(`disconnected (${ev.code}${ev.reason ? ": " + ev.reason : ""}); retrying`, false);
+      setTimeout(connect, 2000);
+    };
+  }
+  connect();
+  return {
+    send: (msg) => ws && ws.readyState === WebSocket.OPEN && ws.send(MessagePack.encode(msg, MP)),
+    role: () => role,
+    serverOffsetNs: () => offsetNs,
+  };
+}
+
+/** A feedback message for a defect (the server answers every client with a defects delta). */
+export function feedback(defect, status, vehicleId, operatorId) {
+  return { v: 1, type: "feedback", seq: 0, defect_id: defect.defect_id, vehicle_id: defect.vehicle_id ?? vehicleId,
+    status, operator_id: operatorId, ts_ns: BigInt(Date.now()) * 1000000n, comment: "" };
+}

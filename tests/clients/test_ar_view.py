@@ -1,0 +1,82 @@
+"""The operator's AR view in headless Chromium: without WebXR AR it falls back to the 3D preview,
+receives the scene, the moving pose and the twin's defects, points its arrow at the nearest open
+defect, predicts the pose at display time, and "mark fixed" is recorded on the server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.request
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from selenium.webdriver.remote.webdriver import WebDriver
+
+from pipeline.twin import DigitalTwin, TwinConfig
+from xrserver.config import AnalyzerConfig, ServerConfig, StorageConfig, ThresholdsConfig
+from xrserver.provision import TwinReferenceHeatmaps
+from xrserver.sources import TwinSource
+from xrserver.testing import run_server
+
+Until = Callable[[str, float], Awaitable[object]]  # the `until` fixture (conftest.py)
+
+
+def _record(url: str, token: str) -> dict[str, object]:
+    req = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        doc: dict[str, object] = json.loads(r.read())
+        return doc
+
+
+def test_predicted_pose_is_pose_plus_velocity_times_delay(browser: WebDriver, tmp_path: Path) -> None:
+    (tmp_path / "blank.html").write_text("<!doctype html><title>x</title>")
+    # the module imports three and the server session, so check the pure function from its source text
+    src = (Path(__file__).resolve().parents[2] / "clients" / "web" / "ar.js").read_text()
+    fn = src[src.index("export function predictPose"):src.index("/** Defects still")].replace("export ", "")
+    browser.get((tmp_path / "blank.html").as_uri())
+    T = [1, 0, 0, 1.0, 0, 1, 0, 2.0, 0, 0, 1, 3.0, 0, 0, 0, 1]
+    out = browser.execute_script(f"{fn}; return predictPose(arguments[0], [0.5, -0.25, 0], 2.0);", T)
+    assert out == [1, 0, 0, 2.0, 0, 1, 0, 1.5, 0, 0, 1, 3.0, 0, 0, 0, 1]
+
+
+async def test_ar_view_falls_back_to_a_preview_with_highlights_and_an_arrow(
+        tmp_path: Path, browser: WebDriver, until: Until, screenshot: Callable[[str], Path]) -> None:
+    twin = DigitalTwin(TwinConfig(seed=0, width_px=320, height_px=240, speed_mps=0.3))
+    cfg = ServerConfig(storage=StorageConfig(db_path=tmp_path / "r.db", cache_dir=tmp_path / "cache"),
+                       analyzer=AnalyzerConfig(model="twin-reference", lut_step_m=0.05),
+                       thresholds=ThresholdsConfig(score=TwinReferenceHeatmaps.FUSED_THRESHOLD))
+    async with run_server(cfg, [TwinSource.from_twin(twin, fps=10, first_vehicle=5)]) as srv:
+        token = srv.auth.token_for("operator")
+        await asyncio.to_thread(browser.get, f"{srv.http}/static/ar.html?token={token}")
+        await until("return window.xrAr.state.connected", 20)
+        assert browser.execute_script("return window.xrAr.state.mode") == "preview"
+        assert "not available" in str(browser.execute_script("return document.getElementById('hint').textContent"))
+        await until("const s = window.xrAr.state; return s.scene !== null && s.poses > 3", 20)
+        found = await until("const s = window.xrAr.state, d = s.defects.get(s.next);"
+                            "return d && s.arrow && [d.defect_id, d.status, s.arrow.to]", 90)  # the twin's defect
+        assert isinstance(found, list)
+        next_id, status, arrow_to = found
+        assert arrow_to == next_id, "the arrow points at the next open defect"
+        assert str(next_id).startswith("V000-00005-D") and status == "open"
+        assert str(next_id).split("-")[-1] in str(browser.execute_script(
+            "return document.getElementById('next').textContent"))
+        screenshot("ar_preview.png")
+        next_id = browser.execute_script(  # the nearest open defect may have changed as the car moved
+            "const id = window.xrAr.state.next;"
+            "[...document.querySelectorAll('#hud button')].find(b => b.textContent === 'mark fixed').click();"
+            "return id")
+        assert next_id
+        await until(f"const s = window.xrAr.state, d = s.defects.get('{next_id}');"
+                    f"return (!d || d.status === 'fixed') && s.next !== '{next_id}'", 15)  # the arrow moves on
+        x0 = browser.execute_script("return Number(window.xrAr.state.pose.s_m)")  # the car keeps moving
+        await until(f"return Number(window.xrAr.state.pose.s_m) > {x0}", 10)
+        await asyncio.sleep(1.0)  # the feedback's round trip to the records
+        supervisor = srv.auth.token_for("supervisor")
+        passes = await asyncio.to_thread(_record, f"{srv.http}/api/inspections?limit=5", supervisor)
+        feedback: list[dict[str, object]] = []
+        for p in passes["inspections"]:  # type: ignore[attr-defined]
+            if p["vehicle_id"] == "V000-00005":
+                record = await asyncio.to_thread(_record, f"{srv.http}/api/inspections/{p['pass_id']}", supervisor)
+                feedback += record["feedback"]  # type: ignore[arg-type]
+    assert any(f["defect_id"] == next_id and f["action"] == "fixed" and f["role"] == "operator" for f in feedback), \
+        feedback
