@@ -34,10 +34,12 @@ from pipeline.frames import FrameSet
 from pipeline.fusion import FusionError, FusionMesh, MeshRaycaster, VisibilityLUT, travel_from_pose
 from pipeline.fusion.reference_diff import ReferenceDiffDetector
 from pipeline.models import api as models_api
+from pipeline.models.contract import Prediction
 from pipeline.models.errors import ModelError
 from pipeline.models.registry import config_to_dict, make_config
 from pipeline.models.runtime import InferenceModel
 from pipeline.models.training import FitContext
+from pipeline.preprocess import PreprocessedModel, load_preprocessed
 from pipeline.twin import DigitalTwin
 from pipeline.twin.defects import DEFECT_TYPES
 from xrserver.config import ServerConfig
@@ -110,10 +112,25 @@ class ModelHeatmaps:
         self.model = model
         self.name = model.name
         self.version = str(model.manifest.get("model_version", "?"))
+        self.rejected = 0  # frames the template matching said were not the trained view
 
     def heatmaps(self, images: U8, camera_ids: Sequence[str], frameset: FrameSet) -> F32:
-        pred = self.model.predict(images)
-        assert pred.maps_norm is not None  # calibrated, checked above
+        """Calibrated maps; a frame its template rejects (not the trained view) gets an all-zero map."""
+        if isinstance(self.model, PreprocessedModel):
+            prepped = self.model.preprocess(images)
+            if not prepped.accepted.all():
+                self.rejected += int((~prepped.accepted).sum())
+                log.debug("%s: %d frame(s) off the trained view scored 0", self.name, int((~prepped.accepted).sum()))
+                out = np.zeros(images.shape[:3], np.float32)
+                for i in np.flatnonzero(prepped.accepted):
+                    out[i] = self._norm(self.model.predict(images[i : i + 1]))[0]
+                return out
+            return self._norm(self.model.predict_preprocessed(prepped))
+        return self._norm(self.model.predict(images))
+
+    @staticmethod
+    def _norm(pred: Prediction) -> F32:
+        assert pred.maps_norm is not None  # calibrated, checked in __init__
         return pred.maps_norm
 
 
@@ -195,7 +212,7 @@ def twin_models(twin: DigitalTwin, camera_ids: Sequence[str], cache_dir: Path, m
     for cid in camera_ids:
         folder = cache_dir / "models" / f"{model}-{preset}-{key}" / cid
         try:
-            out[cid] = ModelHeatmaps(models_api.load_model(folder, runtime=runtime))
+            out[cid] = ModelHeatmaps(load_preprocessed(folder, runtime=runtime))
             log.info("model for %s loaded from %s", cid, folder)
         except ModelError as e:
             if folder.exists():
@@ -223,7 +240,7 @@ def twin_models(twin: DigitalTwin, camera_ids: Sequence[str], cache_dir: Path, m
         models_api.save(trained, tmp)
         shutil.rmtree(folder, ignore_errors=True)
         tmp.replace(folder)
-        out[cid] = ModelHeatmaps(models_api.load_model(folder, runtime=runtime))
+        out[cid] = ModelHeatmaps(load_preprocessed(folder, runtime=runtime))
         bar.update()
     bar.close()
     return dict(sorted(out.items(), key=lambda kv: list(camera_ids).index(kv[0])))
@@ -251,7 +268,7 @@ def prepare_inspection(config: ServerConfig, sources: Sequence[Source], progress
     if underbody is None:
         raise ValueError("underbody: an underbody mesh is needed without the twin")
     models: dict[str, HeatmapModel] = {
-        cid: ModelHeatmaps(models_api.load_model(path, an.runtime, an.device)) for cid, path in config.models.items()}
+        cid: ModelHeatmaps(load_preprocessed(path, an.runtime, an.device)) for cid, path in config.models.items()}
     if twin is not None and twin_src is not None:
         missing = [c for c in twin_src.camera_ids if c not in models]
         if missing and an.model == TwinReferenceHeatmaps.name:

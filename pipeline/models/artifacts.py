@@ -3,7 +3,9 @@
 Manifest fields: ``format``, ``model`` / ``model_version`` / ``preset`` / ``config``,
 ``input`` (size, dtype, layout), ``normalization``, ``calibration`` (score normalisation and
 thresholds fitted on validation data), ``training`` (data hash, image count, seed, ...),
-``metrics``, ``onnx`` (opset, parity), and ``files`` with the sha256 and size of each file.
+``metrics``, ``onnx`` (opset, parity), optionally ``preprocess`` (template matching and ROI
+masking, with ``template.png`` / ``roi.png`` beside the manifest, see :mod:`pipeline.preprocess`),
+and ``files`` with the sha256 and size of each file.
 Loading checks every hash and the manifest against the weights, and raises
 :class:`~pipeline.models.errors.ArtifactError` with what is wrong.
 """
@@ -33,6 +35,10 @@ FORMAT = "xr-sealant-model/1"
 MANIFEST = "manifest.json"
 WEIGHTS = "weights.pt"
 ONNX = "model.onnx"
+TEMPLATE = "template.png"
+ROI_MASK = "roi.png"
+#: every file the manifest hashes when present
+HASHED_FILES = (WEIGHTS, ONNX, TEMPLATE, ROI_MASK)
 
 
 def sha256_file(path: Path) -> str:
@@ -50,7 +56,7 @@ def data_hash(images: np.ndarray[Any, Any]) -> str:
     return h.hexdigest()
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     with os.fdopen(fd, "wb") as f:
         f.write(data)
@@ -58,14 +64,14 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 
 def write_manifest(directory: Path, manifest: dict[str, Any]) -> None:
-    """(Re)write the manifest, refreshing the file hashes of weights and ONNX."""
+    """(Re)write the manifest, refreshing the file hashes of weights, ONNX and preprocessing images."""
     files = {}
-    for name in (WEIGHTS, ONNX):
+    for name in HASHED_FILES:
         p = directory / name
         if p.is_file():
             files[name] = {"sha256": sha256_file(p), "bytes": p.stat().st_size}
     manifest = {**manifest, "format": FORMAT, "files": files}
-    _atomic_write(directory / MANIFEST, (json.dumps(manifest, indent=2, default=float) + "\n").encode())
+    atomic_write(directory / MANIFEST, (json.dumps(manifest, indent=2, default=float) + "\n").encode())
 
 
 def save_weights(directory: Path, net: nn.Module) -> None:

@@ -1,47 +1,152 @@
-"""``xrserver models`` as an integrator runs it: twin export -> train -> eval, and bad input."""
+"""``xrserver train | eval | export`` as an integrator runs them on an MVTec-layout folder (synthetic
+views with seam ROI masks), masked and unmasked, and the one-line errors for bad input."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 
+from tests.models.test_preprocess import synthetic_view
 from xrserver.cli import main
 
 
+def _write(path: Path, img: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    assert cv2.imwrite(str(path), img)
+
+
 @pytest.fixture(scope="module")
-def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("ds")
-    assert main(["twin", "export", "--out", str(out), "--size", "160x120", "--cameras", "lower",
-                 "--train-vehicles", "2", "--frames-per-vehicle", "3", "--val-normal", "1", "--val-defects", "1",
-                 "--test-normal", "2", "--test-defects", "1"]) == 0
-    return out / "lower"
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """train/good (6), test/good (4), test/missing (4) with GT masks, and roi/<split>/<type>/ seam masks."""
+    root = tmp_path_factory.mktemp("mvtec") / "view"
+    view = synthetic_view(14, seed=3)
+    rng = np.random.default_rng(0)
+    for i in range(14):
+        rgb, seams = view.frames[i].copy(), view.seams[i]
+        if i < 6:
+            split, kind = "train", "good"
+        elif i < 10:
+            split, kind = "test", "good"
+        else:
+            split, kind = "test", "missing"
+            ys, xs = np.nonzero(seams[8:-8, 8:-8])
+            k = int(rng.integers(len(ys)))
+            mask = np.zeros(seams.shape, np.uint8)
+            cv2.circle(mask, (int(xs[k]) + 8, int(ys[k]) + 8), 5, 255, -1)
+            rgb[mask > 0] = (25, 25, 30)
+            _write(root / "ground_truth" / kind / f"{i:03d}_mask.png", mask)
+        _write(root / split / kind / f"{i:03d}.png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+        _write(root / "roi" / split / kind / f"{i:03d}.png", seams.astype(np.uint8) * 255)
+    return root
 
 
-def test_train_then_eval_an_artifact(dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    art = tmp_path / "patchcore-lower"
-    assert main(["models", "train", "--model", "patchcore", "--preset", "tiny", "--data", str(dataset),
-                 "--out", str(art), "--json", str(tmp_path / "train.json")]) == 0
-    result = json.loads((tmp_path / "train.json").read_text())
+@pytest.fixture(scope="module")
+def artifact(folder: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, object]]:
+    out = tmp_path_factory.mktemp("art")
+    art, js = out / "patchcore-view", out / "train.json"
+    assert main(["train", "--model", "patchcore", "--preset", "tiny", "--data", str(folder), "--out", str(art),
+                 "--roi", "--roi-margin", "4", "--template", "--json", str(js)]) == 0
+    return art, json.loads(js.read_text())
+
+
+def test_train_then_eval_a_masked_artifact(artifact: tuple[Path, dict[str, object]], folder: Path,
+                                           tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    art, result = artifact
     manifest = json.loads((art / "manifest.json").read_text())
+    pre = manifest["preprocess"]
+    assert pre["config"]["roi"] and pre["config"]["template"] and pre["config"]["roi_margin_px"] == 4
+    assert {"template.png", "roi.png", "model.onnx"} <= set(manifest["files"])
     assert manifest["metrics"]["test"] == result["metrics"] and manifest["calibration"] is not None
-    assert 0.0 <= result["metrics"]["pixel"]["auroc"] <= 1.0
-    assert main(["models", "eval", "--artifact", str(art), "--data", str(dataset),
-                 "--json", str(tmp_path / "eval.json")]) == 0
-    again = json.loads((tmp_path / "eval.json").read_text())["metrics"]
-    assert again["image"]["auroc"] == pytest.approx(result["metrics"]["image"]["auroc"], abs=1e-6)
-    assert "patchcore" in capsys.readouterr().out
+    assert main(["eval", "--artifact", str(art), "--data", str(folder), "--json", str(tmp_path / "eval.json")]) == 0
+    ev = json.loads((tmp_path / "eval.json").read_text())
+    assert ev["preprocess"] == {"roi": True, "template": True, "roi_source": "data"}
+    assert ev["metrics"]["n_rejected"] == 0
+    assert ev["metrics"]["image"]["auroc"] == pytest.approx(result["metrics"]["image"]["auroc"], abs=1e-6)  # type: ignore[index]
+    assert ev["metrics"]["pixel"]["auroc"] > 0.5
+    assert "image AUROC" in capsys.readouterr().out
 
 
-def test_bad_input_gives_one_line_and_exit_2(dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["models", "train", "--model", "patchcore", "--data", str(tmp_path / "none"),
-                 "--out", str(tmp_path / "a")]) == 2
+def test_models_group_trains_unmasked_for_comparison(folder: Path, tmp_path: Path) -> None:
+    art = tmp_path / "unmasked"
+    assert main(["models", "train", "--model", "gaussian", "--data", str(folder), "--out", str(art), "--no-roi",
+                 "--no-template", "--json", str(tmp_path / "t.json")]) == 0
+    pre = json.loads((tmp_path / "t.json").read_text())["preprocess"]["config"]
+    assert not pre["roi"] and not pre["template"] and not (art / "roi.png").exists()
+    assert main(["models", "eval", "--artifact", str(art), "--data", str(folder)]) == 0
+
+
+def test_export_refreshes_or_writes_onnx_with_parity(artifact: tuple[Path, dict[str, object]], tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    art, _ = artifact
+    copy = _copy(art, tmp_path / "copy")
+    assert main(["export", "--artifact", str(copy), "--json", str(tmp_path / "x.json")]) == 0
+    rep = json.loads((tmp_path / "x.json").read_text())
+    assert rep["manifest_refreshed"] and rep["parity_error"] <= rep["tolerance"] == 1e-3
+    assert 0.0 <= rep["max_abs_diff"] < 0.1
+    assert "max abs diff" in capsys.readouterr().out
+    manifest = json.loads((copy / "manifest.json").read_text())
+    assert manifest["onnx"]["parity_max_abs_diff"] == rep["max_abs_diff"]
+    other = tmp_path / "elsewhere.onnx"
+    assert main(["export", "--artifact", str(copy), "--out", str(other), "--json", str(tmp_path / "y.json")]) == 0
+    assert other.stat().st_size > 1000 and not json.loads((tmp_path / "y.json").read_text())["manifest_refreshed"]
+
+
+def _copy(src: Path, dst: Path) -> Path:
+    dst.mkdir()
+    for f in src.iterdir():
+        (dst / f.name).write_bytes(f.read_bytes())
+    return dst
+
+
+def test_corrupt_onnx_is_a_clear_error_and_export_repairs_it(
+        artifact: tuple[Path, dict[str, object]], folder: Path, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    art = _copy(artifact[0], tmp_path / "broken")
+    onnx = art / "model.onnx"
+    onnx.write_bytes(onnx.read_bytes()[:2000])
+    assert main(["eval", "--artifact", str(art), "--data", str(folder)]) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "no train/good" in err
+    assert len(err.splitlines()) == 1 and "model.onnx is corrupt" in err
+    assert main(["export", "--artifact", str(art)]) == 0
+    assert main(["eval", "--artifact", str(art), "--data", str(folder)]) == 0
+    weights = art / "weights.pt"  # export rebuilds from the weights, so those must be intact
+    weights.write_bytes(weights.read_bytes()[:-100])
+    capsys.readouterr()
+    assert main(["export", "--artifact", str(art)]) == 2
+    assert "weights.pt is corrupt" in capsys.readouterr().err
+
+
+def test_bad_input_gives_one_line_and_exit_2(artifact: tuple[Path, dict[str, object]], folder: Path, tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    def fails(argv: list[str], needle: str) -> None:
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and needle in err, err
+
+    fails(["train", "--model", "patchcore", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "a")],
+          "no train/good")
     assert not (tmp_path / "a").exists()
-    assert main(["models", "eval", "--artifact", str(tmp_path / "missing"), "--data", str(dataset)]) == 2
-    assert "does not exist" in capsys.readouterr().err
+    fails(["eval", "--artifact", str(tmp_path / "missing"), "--data", str(folder)], "does not exist")
+    fails(["export", "--artifact", str(tmp_path / "missing")], "does not exist")
+    bare = tmp_path / "bare"  # the same folder without roi/
+    for f in folder.rglob("*.png"):
+        rel = f.relative_to(folder)
+        if rel.parts[0] != "roi":
+            (bare / rel).parent.mkdir(parents=True, exist_ok=True)
+            (bare / rel).write_bytes(f.read_bytes())
+    fails(["train", "--model", "gaussian", "--data", str(bare), "--out", str(tmp_path / "b"), "--roi"],
+          "--roi needs ROI masks")
+    # without ROI masks in the data, eval (like serving) uses the artifact's reference ROI
+    assert main(["eval", "--artifact", str(artifact[0]), "--data", str(bare), "--json", str(tmp_path / "e.json")]) == 0
+    assert json.loads((tmp_path / "e.json").read_text())["preprocess"]["roi_source"] == "reference"
+    assert main(["train", "--model", "gaussian", "--data", str(bare), "--out", str(tmp_path / "g")]) == 0
+    capsys.readouterr()
+    fails(["eval", "--artifact", str(tmp_path / "g"), "--data", str(bare), "--roi"], "trained without it")
+    fails(["export", "--artifact", str(artifact[0]), "--out", str(tmp_path / "no" / "m.onnx")], "does not exist")
     with pytest.raises(SystemExit) as e:
-        main(["models", "train", "--model", "nosuch", "--data", str(dataset), "--out", str(tmp_path / "b")])
+        main(["train", "--model", "nosuch", "--data", str(folder), "--out", str(tmp_path / "c")])
     assert e.value.code == 2

@@ -1,62 +1,144 @@
-"""``xrserver models``: train, evaluate and list anomaly models on an MVTec-layout folder.
+"""``xrserver train | eval | export`` (and the same under ``xrserver models``): anomaly models on the
+twin or on any MVTec-layout folder.
 
-``train`` fits a model on ``train/good``, calibrates its thresholds on the validation split
-(the twin export's ``validation/``, else every third test image), evaluates on ``test/`` and
-writes a verified artifact (weights, ``model.onnx``, ``manifest.json`` with the metrics) that a
-server config names under ``models:``. ``eval`` scores an artifact on a folder's test split.
+``train`` fits a model on the normal training frames, calibrates its thresholds on the validation
+split (the twin export's ``validation/``, else every third test image), evaluates on the test split
+and writes a verified artifact (weights, ``model.onnx``, ``manifest.json`` with the metrics and the
+preprocessing) that a server config names under ``models:``. ``eval`` scores an artifact on a test
+split with the preprocessing it was trained with. ``export`` (re)writes ``model.onnx`` of an artifact
+and checks torch-vs-ONNX Runtime parity. ``--roi/--no-roi`` and ``--template/--no-template`` switch
+the paper's preprocessing (§4.1, §4.4) so that masked (†) and unmasked runs compare.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pipeline.data.mvtec import AnomalySet, read_mvtec
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from pipeline.data.mvtec import AnomalySet, MvtecSplits, read_mvtec
 from pipeline.metrics import image_metrics, pixel_metrics
-from pipeline.models import (
-    MODELS,
-    FitContext,
-    InferenceModel,
-    ModelError,
-    calibrate,
-    load_model,
-    predict_all,
-    save,
-    train,
+from pipeline.models import MODELS, FitContext, ModelError, TrainedModel
+from pipeline.models.export import export_artifact
+from pipeline.preprocess import (
+    PreprocessConfig,
+    PreprocessedModel,
+    calibrate_preprocessed,
+    load_preprocessed,
+    predict_dataset,
+    roi_mask,
+    save_preprocessed,
+    train_preprocessed,
 )
-from xrserver.commands.common import add_json_arg, non_negative_int, write_json
+from xrserver.commands.common import (
+    add_json_arg,
+    image_size,
+    non_negative_int,
+    positive_int,
+    progress_bar,
+    write_json,
+)
 from xrserver.errors import CliError
 
 log = logging.getLogger(__name__)
 
+Handler = Callable[[argparse.Namespace], int]
+
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("models", help="train, evaluate and list anomaly models",
+    """Add the documented top-level ``train``, ``eval``, ``export`` and the ``models`` group
+    (``list`` and the same three actions, for existing scripts). Both share parsers and handlers."""
+    for name, help_text, add in _ACTIONS:
+        add(sub.add_parser(name, help=help_text, description=help_text))
+    p = sub.add_parser("models", help="list models; train/eval/export (same as the top-level commands)",
                        description=__doc__.splitlines()[0] if __doc__ else None)
     msub = p.add_subparsers(dest="models_command", metavar="ACTION")
     msub.required = True
+    msub.add_parser("list", help="models and their presets").set_defaults(func=cmd_list)
+    for name, help_text, add in _ACTIONS:
+        add(msub.add_parser(name, help=help_text, description=help_text))
 
-    lp = msub.add_parser("list", help="models and their presets")
-    lp.set_defaults(func=cmd_list)
 
-    tp = msub.add_parser("train", help="train, calibrate, evaluate and save an artifact")
-    tp.add_argument("--model", required=True, choices=sorted(MODELS))
-    tp.add_argument("--preset", default="tiny", help="preset (tiny: CPU-sized; paper: Table 3 settings)")
-    tp.add_argument("--data", type=Path, required=True, help="MVTec-layout folder (e.g. from `xrserver twin export`)")
-    tp.add_argument("--out", type=Path, required=True, help="artifact directory to write")
-    tp.add_argument("--seed", type=non_negative_int, default=0)
-    tp.add_argument("--backbone-weights", type=Path, default=None, help="local torchvision state dict (optional)")
-    add_json_arg(tp)
-    tp.set_defaults(func=cmd_train)
+def _add_data_args(p: argparse.ArgumentParser) -> None:
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--data", type=Path, help="MVTec-layout folder (e.g. from `xrserver twin export`)")
+    src.add_argument("--twin", metavar="CAMERA", help="render the splits of this twin camera in memory (e.g. lower)")
+    p.add_argument("--twin-size", type=image_size, default=(320, 240), help="twin image size WIDTHxHEIGHT (320x240)")
+    p.add_argument("--twin-seed", type=non_negative_int, default=0, help="twin seed (default 0)")
+    p.add_argument("--twin-train-frames", type=positive_int, default=12, help="normal training frames (12)")
 
-    ep = msub.add_parser("eval", help="evaluate an artifact on a folder's test split")
-    ep.add_argument("--artifact", type=Path, required=True)
-    ep.add_argument("--data", type=Path, required=True)
-    ep.add_argument("--runtime", choices=("onnx", "torch"), default="onnx")
-    add_json_arg(ep)
-    ep.set_defaults(func=cmd_eval)
+
+def _add_preprocess_switches(p: argparse.ArgumentParser, *, train: bool) -> None:
+    g = p.add_argument_group("preprocessing (paper §4.1, §4.4)")
+    roi_help = ("zero input and anomaly map outside the ROI (seams + margin); default: on when the data has ROI "
+                "masks or --seam-mask is given" if train else "ROI masking as trained (default) or --no-roi to skip it")
+    tpl_help = ("match the view's template (cut from the first training frame) and reject frames below "
+                "--template-threshold; default off" if train else
+                "template matching as trained (default) or --no-template to skip it")
+    g.add_argument("--roi", action=argparse.BooleanOptionalAction, default=None, help=roi_help)
+    g.add_argument("--template", action=argparse.BooleanOptionalAction, default=None, help=tpl_help)
+    if train:
+        g.add_argument("--roi-margin", type=non_negative_int, default=8, metavar="PX",
+                       help="widen seam/ROI masks by this many pixels (8)")
+        g.add_argument("--seam-mask", type=Path, default=None,
+                       help="seam mask image of the first training frame (non-zero = sealant), for folders "
+                            "without roi/ masks")
+        g.add_argument("--template-threshold", type=float, default=0.7, help="TM_CCOEFF_NORMED threshold (0.7)")
+        g.add_argument("--template-box", type=_box, default=None, metavar="X,Y,W,H",
+                       help="template crop in the first training frame (default: centred half-size box)")
+
+
+def _add_train(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, choices=sorted(MODELS))
+    p.add_argument("--preset", default="tiny", help="preset (tiny: CPU-sized; paper: Table 3 settings)")
+    _add_data_args(p)
+    p.add_argument("--out", type=Path, required=True, help="artifact directory to write")
+    p.add_argument("--seed", type=non_negative_int, default=0)
+    p.add_argument("--backbone-weights", type=Path, default=None, help="local torchvision state dict (optional)")
+    _add_preprocess_switches(p, train=True)
+    add_json_arg(p)
+    p.set_defaults(func=cmd_train)
+
+
+def _add_eval(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--artifact", type=Path, required=True)
+    _add_data_args(p)
+    p.add_argument("--runtime", choices=("onnx", "torch"), default="onnx")
+    _add_preprocess_switches(p, train=False)
+    add_json_arg(p)
+    p.set_defaults(func=cmd_eval)
+
+
+def _add_export(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--artifact", type=Path, required=True)
+    p.add_argument("--out", type=Path, default=None,
+                   help="write the ONNX file here instead of refreshing the artifact's model.onnx")
+    p.add_argument("--probe", type=positive_int, default=2, help="random frames for the parity check (2)")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the random probe frames")
+    add_json_arg(p)
+    p.set_defaults(func=cmd_export)
+
+
+_ACTIONS: tuple[tuple[str, str, Callable[[argparse.ArgumentParser], None]], ...] = (
+    ("train", "train, calibrate, evaluate and save an anomaly-model artifact", _add_train),
+    ("eval", "evaluate an artifact on a test split", _add_eval),
+    ("export", "(re)write an artifact's model.onnx and check ONNX Runtime parity", _add_export),
+)
+
+
+def _box(text: str) -> tuple[int, int, int, int]:
+    try:
+        x, y, w, h = (int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected X,Y,W,H in pixels, got {text!r}") from None
+    return (x, y, w, h)
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -65,25 +147,82 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def evaluate(model: InferenceModel, test: AnomalySet) -> dict[str, Any]:
-    """Image and pixel metrics of the paper on ``test`` (needs normal and anomalous images)."""
-    scores, maps = predict_all(model, test.images)
-    img = image_metrics(test.labels, scores)
-    out: dict[str, Any] = {"n_images": len(test), "n_anomalous": int(test.labels.sum()),
+# --- data -----------------------------------------------------------------------------------------
+
+def _read(args: argparse.Namespace) -> MvtecSplits:
+    if args.data is not None:
+        try:
+            return read_mvtec(args.data)
+        except (ValueError, OSError) as e:
+            raise CliError(f"--data {args.data}: {e}") from None
+    return _render_twin(args)
+
+
+def _render_twin(args: argparse.Namespace) -> MvtecSplits:
+    from pipeline.data.twinset import TwinSetPlan, render_twin_splits
+    from pipeline.twin import DigitalTwin, TwinConfig
+
+    w, h = args.twin_size
+    twin = DigitalTwin(TwinConfig(seed=args.twin_seed, width_px=w, height_px=h))
+    # margin 0: the ROI masks are the seams themselves, widened by the preprocessing's own margin
+    plan = TwinSetPlan(camera_id=args.twin, train_frames=args.twin_train_frames, roi_margin_px=0)
+    if args.twin not in twin.rig.camera_ids:
+        raise CliError(f"--twin {args.twin}: unknown camera; the twin has {list(twin.rig.camera_ids)}")
+    n_types = len(plan.defect_types)
+    total = (plan.train_frames + plan.val_normal + plan.test_normal
+             + n_types * (plan.val_defects_per_type + plan.test_defects_per_type))
+    with progress_bar(total, f"twin {args.twin}") as bar:
+        def tick(n: int) -> None:
+            bar.update(n)
+
+        train, val, test = render_twin_splits(twin, plan, progress=tick)
+    return MvtecSplits(train, val, test, f"twin:{args.twin}", "twin validation vehicles")
+
+
+def _widen(roi: npt.NDArray[np.bool_] | None, margin_px: int) -> npt.NDArray[np.bool_] | None:
+    """Per-frame ROI masks of the data widened by the margin (every ROI source gets the same margin)."""
+    if roi is None:
+        return None
+    return np.stack([roi_mask(m, margin_px) if m.any() else m for m in roi])
+
+
+def _seam_mask(path: Path, shape_hw: tuple[int, int]) -> npt.NDArray[np.bool_]:
+    m = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    if m is None:
+        raise CliError(f"--seam-mask {path}: not a readable image")
+    if m.shape != shape_hw:
+        raise CliError(f"--seam-mask {path} is {m.shape[1]}x{m.shape[0]} px, the frames {shape_hw[1]}x{shape_hw[0]}")
+    return np.asarray(m > 0)
+
+
+# --- evaluation -----------------------------------------------------------------------------------
+
+def evaluate(model: PreprocessedModel, test: AnomalySet, roi: npt.NDArray[np.bool_] | None = None) -> dict[str, Any]:
+    """Image and pixel metrics of the paper on ``test`` (needs normal and anomalous frames).
+
+    Frames rejected by template matching are left out and counted under ``n_rejected``.
+    """
+    with progress_bar(len(test), "eval") as bar:
+        scores, maps, ok = [], [], []
+        for i in range(0, len(test), 4):
+            s, m, a = predict_dataset(model, test.images[i:i + 4], None if roi is None else roi[i:i + 4])
+            scores.append(s)
+            maps.append(m)
+            ok.append(a)
+            bar.update(len(s))
+    keep = np.concatenate(ok)
+    s_all, m_all = np.concatenate(scores)[keep], np.concatenate(maps)[keep]
+    labels, masks = test.labels[keep], test.masks[keep]
+    img = image_metrics(labels, s_all)
+    out: dict[str, Any] = {"n_images": int(keep.sum()), "n_anomalous": int(labels.sum()),
+                           "n_rejected": int((~keep).sum()),
                            "image": {"auroc": img.auroc, "au_pr": img.au_pr, "precision": img.precision,
                                      "recall": img.recall, "f1": img.f1, "fp_share": img.fp_share}}
-    if test.masks.any():
-        pix = pixel_metrics(test.masks, maps)
+    if masks.any():
+        pix = pixel_metrics(masks, m_all)
         out["pixel"] = {"auroc": pix.auroc, "au_pr": pix.au_pr, "aupro_0.3": pix.aupro, "iou": pix.iou,
                         "precision": pix.precision, "recall": pix.recall, "f1": pix.f1, "fp_share": pix.fp_share}
     return out
-
-
-def _read(data: Path) -> Any:
-    try:
-        return read_mvtec(data)
-    except (ValueError, OSError) as e:
-        raise CliError(f"--data {data}: {e}") from None
 
 
 def _print_metrics(m: dict[str, Any]) -> None:
@@ -91,34 +230,103 @@ def _print_metrics(m: dict[str, Any]) -> None:
     if "pixel" in m:
         parts.append(f"pixel AUROC {m['pixel']['auroc']:.3f}, AUPRO {m['pixel']['aupro_0.3']:.3f}, "
                      f"IoU {m['pixel']['iou']:.3f}")
-    print(f"test ({m['n_images']} images, {m['n_anomalous']} anomalous): " + "; ".join(parts))
+    rejected = f", {m['n_rejected']} rejected by the template" if m.get("n_rejected") else ""
+    print(f"test ({m['n_images']} images, {m['n_anomalous']} anomalous{rejected}): " + "; ".join(parts))
+
+
+# --- handlers -------------------------------------------------------------------------------------
+
+def _train_config(args: argparse.Namespace,
+                  splits: MvtecSplits) -> tuple[PreprocessConfig, npt.NDArray[np.bool_] | None]:
+    """The preprocessing config and the reference seam mask (None when ROI masking is off)."""
+    seams: npt.NDArray[np.bool_] | None = None
+    if args.seam_mask is not None:
+        seams = _seam_mask(args.seam_mask, splits.train.images.shape[1:3])
+    elif splits.train.roi is not None:
+        seams = splits.train.roi[0]
+    use_roi = args.roi if args.roi is not None else seams is not None
+    if use_roi and seams is None:
+        raise CliError(f"--roi needs ROI masks in the data ({splits.root}/roi/train/good/*.png) or --seam-mask")
+    try:
+        cfg = PreprocessConfig(template=bool(args.template), template_threshold=args.template_threshold,
+                               template_box_xywh=args.template_box, roi=use_roi, roi_margin_px=args.roi_margin)
+    except ModelError as e:
+        raise CliError(str(e)) from None
+    return cfg, seams
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    splits = _read(args.data)
-    ctx = FitContext(seed=args.seed, backbone_weights=args.backbone_weights)
+    splits = _read(args)
+    cfg, seams = _train_config(args, splits)
+    margin = cfg.roi_margin_px
+    rois = {name: _widen(s.roi, margin) if cfg.roi else None
+            for name, s in (("train", splits.train), ("validation", splits.validation), ("test", splits.test))}
+    t0 = time.perf_counter()
     try:
-        model = train(args.model, splits.train.images, preset=args.preset, ctx=ctx)
-        model = calibrate(model, splits.validation.images, splits.validation.masks, splits.validation.labels)
-        metrics = evaluate(model, splits.test)
-        model.metrics.update({"test": metrics, "validation_source": splits.validation_source})
-        manifest = save(model, args.out)
+        with progress_bar(1, f"train {args.model}") as bar:
+            def tick(done: int, total: int) -> None:
+                bar.total = total
+                bar.n = done
+                bar.refresh()
+
+            ctx = FitContext(seed=args.seed, backbone_weights=args.backbone_weights, progress=tick)
+            model = train_preprocessed(args.model, splits.train.images, cfg, rois["train"], args.preset, ctx,
+                                       seam_mask=seams)
+        model = calibrate_preprocessed(model, splits.validation.images, splits.validation.masks,
+                                       splits.validation.labels, rois["validation"])
+        metrics = evaluate(model, splits.test, rois["test"])
+        if isinstance(model.inner, TrainedModel):
+            model.inner.metrics.update({"test": metrics, "validation_source": splits.validation_source})
+        manifest = save_preprocessed(model, args.out)
     except ModelError as e:
         raise CliError(str(e)) from None
     _print_metrics(metrics)
-    print(f"artifact written to {args.out}")
+    print(f"preprocessing: {model.preprocessor.describe()}")
+    print(f"artifact written to {args.out} ({time.perf_counter() - t0:.1f} s)")
     write_json(args.json, {"artifact": str(args.out), "model": args.model, "preset": args.preset,
+                           "data": splits.root, "preprocess": manifest.get("preprocess"),
                            "metrics": metrics, "manifest": manifest})
     return 0
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    splits = _read(args.data)
+    splits = _read(args)
     try:
-        model = load_model(args.artifact, runtime=args.runtime)
-        metrics = evaluate(model, splits.test)
+        model = load_preprocessed(args.artifact, runtime=args.runtime)
     except ModelError as e:
         raise CliError(str(e)) from None
+    pre = model.preprocessor
+    for flag, trained in (("roi", pre.config.roi), ("template", pre.config.template)):
+        if getattr(args, flag) and not trained:
+            raise CliError(f"--{flag}: artifact {args.artifact} was trained without it; retrain with --{flag}")
+    if args.roi is False or args.template is False:  # an ablation: skip a step the model was trained with
+        model = PreprocessedModel(model.inner, pre.without(roi=args.roi is False, template=args.template is False),
+                                  model.calibration)
+    roi = _widen(splits.test.roi, model.preprocessor.config.roi_margin_px) if model.preprocessor.config.roi else None
+    try:
+        metrics = evaluate(model, splits.test, roi)
+    except (ModelError, ValueError) as e:
+        raise CliError(f"eval on {splits.root}: {e}") from None
     _print_metrics(metrics)
-    write_json(args.json, {"artifact": str(args.artifact), "runtime": args.runtime, "metrics": metrics})
+    write_json(args.json, {"artifact": str(args.artifact), "runtime": args.runtime, "data": splits.root,
+                           "preprocess": {"roi": model.preprocessor.config.roi,
+                                          "template": model.preprocessor.config.template,
+                                          "roi_source": "data" if roi is not None else
+                                          ("reference" if model.preprocessor.config.roi else None)},
+                           "metrics": metrics})
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    try:
+        report = export_artifact(args.artifact, args.out, n_probe=args.probe, seed=args.seed)
+    except ModelError as e:
+        raise CliError(str(e)) from None
+    print(f"wrote {report.onnx_path}: max abs diff {report.max_abs_diff:.3g} "
+          f"(parity error {report.parity_error:.3g} <= tolerance {report.tolerance:g} on {report.n_probe} "
+          f"random frames)" + ("; manifest refreshed" if report.manifest_refreshed else ""))
+    write_json(args.json, {"artifact": str(args.artifact), "onnx": report.onnx_path,
+                           "max_abs_diff": report.max_abs_diff, "parity_error": report.parity_error,
+                           "tolerance": report.tolerance, "n_probe": report.n_probe,
+                           "manifest_refreshed": report.manifest_refreshed})
     return 0

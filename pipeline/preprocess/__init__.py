@@ -1,0 +1,38 @@
+"""The paper's preprocessing (§4.1, §4.4): template matching of the view and ROI masks with a margin,
+applied the same way in training and serving, each switchable (masked † vs unmasked runs)."""
+
+from pipeline.preprocess.errors import FrameRejectedError, PreprocessError
+from pipeline.preprocess.model import (
+    PreprocessedModel,
+    calibrate_preprocessed,
+    load_preprocessed,
+    predict_dataset,
+    preprocessor_from_manifest,
+    save_preprocessed,
+    train_preprocessed,
+)
+from pipeline.preprocess.preprocessor import PreprocessConfig, PreprocessedBatch, Preprocessor
+from pipeline.preprocess.roi import roi_from_polylines, roi_mask, translate
+from pipeline.preprocess.template import TemplateMatch, ViewTemplate, cut_template, match_template
+
+__all__ = [
+    "FrameRejectedError",
+    "PreprocessConfig",
+    "PreprocessError",
+    "PreprocessedBatch",
+    "PreprocessedModel",
+    "Preprocessor",
+    "TemplateMatch",
+    "ViewTemplate",
+    "calibrate_preprocessed",
+    "cut_template",
+    "load_preprocessed",
+    "match_template",
+    "predict_dataset",
+    "preprocessor_from_manifest",
+    "roi_from_polylines",
+    "roi_mask",
+    "save_preprocessed",
+    "train_preprocessed",
+    "translate",
+]
