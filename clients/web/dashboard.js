@@ -8,6 +8,7 @@ import { blob, css, feedback, floats, num, openSession, severity } from "/static
 const token = new URLSearchParams(location.search).get("token") || "";
 const auth = { headers: { Authorization: `Bearer ${token}` } };
 const $ = (id) => document.getElementById(id);
+$("ar-link").href = `/static/ar.html?token=${encodeURIComponent(token)}`;
 const state = { vehicle: null, defects: new Map(), alerts: new Map(), views: {}, scene: null };
 window.xrState = state; // for tests and for a curious supervisor's console
 

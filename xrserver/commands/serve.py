@@ -144,10 +144,11 @@ def _print_urls(scheme: str, host: str, port: int, auth: TokenAuth, fresh: set[R
         f"    operator:   {base}/?token={tok('operator')}",
         f"    supervisor: {base}/?token={tok('supervisor')}",
         f"    admin:      {base}/?token={tok('admin')}",
+        f"    AR view:    {base}/static/ar.html?token={tok('operator')}",
         f"    WebSocket:  {ws}?token={tok('operator')}",
         f"    health:     {base}/health?token={tok('supervisor')}",
         f"    metrics:    {base}/metrics?token={tok('supervisor')}",
-        f"    camera token: {tok('camera')}",
+        f"    camera token: {tok('camera')} (publish a browser camera: {base}/static/publish.html?camera=ID&token=...)",
     ]
     print("\n".join(lines), flush=True)
 
