@@ -34,7 +34,7 @@ def exit_code_for(exc: BaseException) -> int | None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from calibration import cli_calib, cli_cell
+    from calibration import cli_calib, cli_cell, cli_rgbd
 
     parser = CliParser(prog="xrcalib", description="Calibrate the inspection cell: cameras, rig, conveyor, underbody.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -42,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     cli_calib.register(sub)
     cli_cell.register(sub)
+    cli_rgbd.register(sub)
     return parser
 
 

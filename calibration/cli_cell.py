@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 F64 = npt.NDArray[np.float64]
 
 
-def _camera(rig: Rig, camera_id: str) -> CameraModel:
+def camera_of(rig: Rig, camera_id: str) -> CameraModel:
     try:
         return rig.camera(camera_id)
     except KeyError as e:
@@ -53,7 +53,7 @@ def _read_timestamps(path: Path) -> dict[str, float]:
 
 def cmd_conveyor(args: argparse.Namespace) -> int:
     rig = load_rig(args.rig)
-    cam = _camera(rig, args.camera)
+    cam = camera_of(rig, args.camera)
     src = Path(args.images)
     items: list[tuple[str, str, Any, float]] = []
     if src.suffix.lower() in (".mp4", ".avi", ".mov", ".mkv", ".webm"):
@@ -93,7 +93,7 @@ def cmd_conveyor(args: argparse.Namespace) -> int:
     return 0
 
 
-def _read_depth(path: Path, scale_m: float) -> F64:
+def read_depth(path: Path, scale_m: float) -> F64:
     if path.suffix == ".npy":
         try:
             return np.asarray(np.load(path), dtype=np.float64)
@@ -126,9 +126,9 @@ def cmd_register(args: argparse.Namespace) -> int:
         if "=" not in item:
             raise CalibrationInputError(f"--depth {item!r}: expected ID=PATH")
         cid, p = item.split("=", 1)
-        cam = _camera(rig, cid)
+        cam = camera_of(rig, cid)
         scale = cam.depth.depth_scale_m if cam.depth is not None else 0.001
-        clouds.append(depth_cloud_cell(cam, _read_depth(Path(p), scale)))
+        clouds.append(depth_cloud_cell(cam, read_depth(Path(p), scale)))
     if args.init == "global":
         init = None
     elif args.init == "nominal":

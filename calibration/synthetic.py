@@ -52,6 +52,7 @@ class BoardRenderer:
         self._rays = camera.normalized_rays(np.stack([uu.ravel(), vv.ravel()], axis=1)).astype(np.float32)
         tex, ppu, origin = board.texture(px_per_square)
         self._tex = tex.astype(np.float32) / 255.0
+        self._centre_rays: F64 | None = None  # pixel-centre rays, made on the first depth()
         self._ppu = ppu
         self._origin = origin
 
@@ -89,15 +90,21 @@ class BoardRenderer:
 
     def depth(self, T_cam_board: F64) -> F32:
         """Exact z-depth (m or board units) of the board plane at each pixel centre; 0 off the board."""
-        q, valid, lam = self._intersect(np.asarray(T_cam_board, dtype=np.float64))
-        o = self.board.outline()
-        inside = valid & (q[:, 0] >= o[0, 0]) & (q[:, 0] <= o[1, 0]) & (q[:, 1] >= o[0, 1]) & (q[:, 1] <= o[2, 1])
-        z = np.where(inside, lam * self._rays[:, 2], 0.0)
-        s = self.supersample
         cam = self.camera
-        # the sample nearest the pixel centre (supersample offsets are symmetric; take the middle one)
-        z = z.reshape(cam.height_px, s, cam.width_px, s)[:, s // 2, :, s // 2]
-        return z.astype(np.float32)
+        if self._centre_rays is None:
+            v, u = np.mgrid[0 : cam.height_px, 0 : cam.width_px]
+            self._centre_rays = cam.normalized_rays(np.stack([u.ravel(), v.ravel()], axis=1))  # z = 1
+        T = np.asarray(T_cam_board, dtype=np.float64)
+        R, t = T[:3, :3], T[:3, 3]
+        n = R[:, 2]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            lam = (n @ t) / (self._centre_rays @ n)
+        q = lam[:, None] * (self._centre_rays @ R) - (t @ R)[None, :]
+        o = self.board.outline()
+        inside = (np.isfinite(lam) & (lam > 0) & (q[:, 0] >= o[0, 0]) & (q[:, 0] <= o[1, 0])
+                  & (q[:, 1] >= o[0, 1]) & (q[:, 1] <= o[2, 1]))
+        z = np.where(inside, lam, 0.0)  # rays have z = 1, so lam is the z-depth
+        return z.reshape(cam.height_px, cam.width_px).astype(np.float32)
 
     def visible(self, T_cam_board: F64, margin_px: float = 6.0, max_incidence_deg: float = 55.0) -> bool:
         """True when the print faces the camera at most ``max_incidence_deg`` off its normal and every
