@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from functools import cached_property
+from functools import lru_cache
 from typing import Any, Literal
 
 import cv2
@@ -129,10 +129,10 @@ class BoardSpec:
             x0, y0, x1, y1 = -s, -s, (self.cols + 1) * s, (self.rows + 1) * s
         return np.array([[x0, y0, 0.0], [x1, y0, 0.0], [x1, y1, 0.0], [x0, y1, 0.0]])
 
-    @cached_property
+    @property
     def charuco_board(self) -> Any:
-        dictionary = cv2.aruco.getPredefinedDictionary(getattr(cv2.aruco, self.dictionary))
-        return cv2.aruco.CharucoBoard((self.cols, self.rows), self.square_size, self.marker_size, dictionary)
+        """OpenCV's ``CharucoBoard`` for this spec (built once per spec)."""
+        return _charuco_board(self.cols, self.rows, self.square_size, self.marker_size, self.dictionary)
 
     def texture(self, px_per_square: int = 24) -> tuple[U8, float, tuple[float, float]]:
         """The printed board as a grey image: ``(image, px_per_unit, (x0, y0))``.
@@ -225,3 +225,9 @@ def detect_board(gray: U8, board: BoardSpec) -> BoardDetection | None:
     ids = ch_ids.reshape(-1).astype(np.int32)
     order = np.argsort(ids)
     return BoardDetection(ids[order], uv.astype(np.float64)[order])
+
+
+@lru_cache(maxsize=16)
+def _charuco_board(cols: int, rows: int, square: float, marker: float, dictionary: str) -> Any:
+    return cv2.aruco.CharucoBoard((cols, rows), square, marker,
+                                  cv2.aruco.getPredefinedDictionary(getattr(cv2.aruco, dictionary)))
