@@ -249,6 +249,22 @@ def load_references(path: Path) -> dict[str, np.ndarray]:
     return refs
 
 
+def marker_references(items: list[str], base: Rig | None, source: Path | None) -> dict[str, np.ndarray]:
+    """``MARKER=VIEW`` items: in VIEW the board sat on the surveyed marker, so ``T_cell_board`` is the
+    marker's ``T_cell_marker`` from the rig file given with ``--intrinsics``."""
+    out: dict[str, np.ndarray] = {}
+    for item in items:
+        if "=" not in item:
+            raise CalibrationInputError(f"--reference-marker {item!r}: expected MARKER=VIEW")
+        mid, view = item.split("=", 1)
+        markers = {m.marker_id: m for m in base.markers} if base is not None else {}
+        if mid not in markers:
+            where = f"{source} has {sorted(markers)}" if base is not None else "give --intrinsics RIG with the markers"
+            raise CalibrationInputError(f"--reference-marker: unknown marker {mid!r}; {where}")
+        out[view] = markers[mid].T_cell_marker
+    return out
+
+
 def cmd_rig(args: argparse.Namespace) -> int:
     sources = parse_camera_sources(args.camera)
     base = load_rig(args.intrinsics) if args.intrinsics is not None else None
@@ -257,6 +273,7 @@ def cmd_rig(args: argparse.Namespace) -> int:
         if unknown:
             raise CalibrationInputError(f"unknown camera ids {unknown}; {args.intrinsics} has {list(base.camera_ids)}")
     refs = load_references(args.reference) if args.reference is not None else {}
+    refs |= marker_references(args.reference_marker or [], base, args.intrinsics)
     raw = {cid: load_views(src, args, cid) for cid, src in sources.items()}
     views = reject_near_duplicates(align_views(raw), screening(args))
     intr: dict[str, IntrinsicsResult] = {}
@@ -392,6 +409,8 @@ def register(sub: Any) -> None:
     add_model(p)
     p.add_argument("--intrinsics", type=Path, help="rig file with the cameras' intrinsics (else solved here)")
     p.add_argument("--reference", type=Path, help="YAML 'references: {VIEW: T_cell_board 4x4}' (surveyed poses)")
+    p.add_argument("--reference-marker", action="append", metavar="MARKER=VIEW",
+                   help="in VIEW the board sat on a surveyed marker of the --intrinsics rig file (its T_cell_marker)")
     p.add_argument("--reference-camera", help="camera fixing the frame when no reference is given (first)")
     p.add_argument("--out", type=Path, help="rig file to write (atomically)")
     p.add_argument("--report", type=Path, help="HTML report to write")

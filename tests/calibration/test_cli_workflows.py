@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -15,7 +16,7 @@ import yaml
 
 from calibration.boards import BoardSpec
 from calibration.cli import main
-from calibration.rig import load_rig, save_rig
+from calibration.rig import Marker, load_rig, save_rig
 from calibration.se3 import invert, rotation_angle_deg, translation
 from calibration.synthetic import BoardRenderer
 from calibration.underbody import save_underbody
@@ -38,26 +39,54 @@ def _json(path: Path) -> dict:  # type: ignore[type-arg]
     return doc
 
 
-def test_synth_then_rig_recovers_the_cameras_in_the_cell_frame(cell: Path, tmp_path: Path) -> None:
-    shots = tmp_path / "shots"
-    assert main(["synth", "--rig", str(cell / "truth.yaml"), "--out", str(shots), "--poses", "30",
-                 "--intrinsic-views", "4", "--board", BOARD, "--json", str(tmp_path / "synth.json")]) == 0
-    truth = load_rig(cell / "truth.yaml")
-    cams = [f"--camera={c.camera_id}={shots}/joint/{c.camera_id}/*.png" for c in truth.cameras]
-    out = tmp_path / "rig.yaml"
-    code = main(["rig", *cams, "--board", BOARD, "--intrinsics", str(cell / "truth.yaml"),
-                 "--reference", str(shots / "references.yaml"), "--out", str(out), "--report",
-                 str(tmp_path / "rig.html"), "--json", str(tmp_path / "rig.json")])
-    assert code == 0
-    doc = _json(tmp_path / "rig.json")
-    assert doc["frame"] == "cell" and doc["rms_px"] < 0.3
-    got = load_rig(out)
+@pytest.fixture(scope="module")
+def shots(cell: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("shots")
+    assert main(["synth", "--rig", str(cell / "truth.yaml"), "--out", str(d), "--poses", "30",
+                 "--intrinsic-views", "4", "--board", BOARD, "--json", str(d / "synth.json")]) == 0
+    return d
+
+
+def _rig_within_2mm(truth_file: Path, got_file: Path) -> None:
+    truth, got = load_rig(truth_file), load_rig(got_file)
     for t in truth.cameras:
         E = invert(t.T_cell_cam) @ got.camera(t.camera_id).T_cell_cam
         assert 1000 * np.linalg.norm(E[:3, 3]) < 2.0 and rotation_angle_deg(E[:3, :3]) < 0.1, t.camera_id
+
+
+def _camera_args(rig_file: Path, shots: Path) -> list[str]:
+    return [f"--camera={c.camera_id}={shots}/joint/{c.camera_id}/*.png" for c in load_rig(rig_file).cameras]
+
+
+def test_synth_then_rig_recovers_the_cameras_in_the_cell_frame(cell: Path, shots: Path, tmp_path: Path) -> None:
+    out = tmp_path / "rig.yaml"
+    code = main(["rig", *_camera_args(cell / "truth.yaml", shots), "--board", BOARD,
+                 "--intrinsics", str(cell / "truth.yaml"), "--reference", str(shots / "references.yaml"),
+                 "--out", str(out), "--report", str(tmp_path / "rig.html"), "--json", str(tmp_path / "rig.json")])
+    assert code == 0
+    doc = _json(tmp_path / "rig.json")
+    assert doc["frame"] == "cell" and doc["rms_px"] < 0.3
+    _rig_within_2mm(cell / "truth.yaml", out)
+    truth = load_rig(cell / "truth.yaml")
+    for t in truth.cameras:
         assert doc["cameras"][t.camera_id]["verdict"] in ("good", "usable")  # "good" needs more views
     report = (tmp_path / "rig.html").read_text()
     assert all(c.camera_id in report for c in truth.cameras) and "data:image/png" in report  # residual plots
+
+
+def test_rig_in_the_cell_frame_from_a_surveyed_marker(cell: Path, shots: Path, tmp_path: Path) -> None:
+    (view, T_cell_board), = yaml.safe_load((shots / "references.yaml").read_text())["references"].items()
+    base = load_rig(cell / "truth.yaml")
+    # the board fixed in the cell and surveyed once: a marker of the rig file
+    with_marker = tmp_path / "base.yaml"
+    save_rig(replace(base, markers=(Marker("BOARD-1", np.asarray(T_cell_board), 0.8, "aruco"),)), with_marker)
+    out = tmp_path / "rig.yaml"
+    assert main(["rig", *_camera_args(with_marker, shots), "--board", BOARD, "--intrinsics", str(with_marker),
+                 "--reference-marker", f"BOARD-1={view}", "--out", str(out)]) == 0
+    _rig_within_2mm(cell / "truth.yaml", out)
+    assert main(["rig", *_camera_args(with_marker, shots), "--board", BOARD, "--intrinsics", str(with_marker),
+                 "--reference-marker", f"NOPE={view}", "--out", str(tmp_path / "no.yaml")]) == 2
+    assert not (tmp_path / "no.yaml").exists()
 
 
 def test_conveyor_axis_and_speed_from_a_board_riding_it(cell: Path, tmp_path: Path) -> None:
