@@ -8,8 +8,10 @@ by ``XR_TEST_TIMEOUT_SCALE`` (a loaded CI machine may set 2 or 3).
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import socket
+import urllib.request
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -46,6 +48,14 @@ class Running:
         tok = token if token is not None else self.auth.token_for(role)  # type: ignore[arg-type]
         url = f"ws://127.0.0.1:{self.port}/ws?token={tok}"
         return url + (f"&channels={channels}" if channels else "")
+
+
+def get_json(url: str, token: str) -> dict[str, object]:
+    """GET a REST endpoint with a bearer token (blocking: call it through ``asyncio.to_thread``)."""
+    req = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        doc: dict[str, object] = json.loads(r.read())
+        return doc
 
 
 @asynccontextmanager

@@ -8,7 +8,7 @@
 import * as THREE from "three";
 import { GLTFLoader } from "/static/vendor/three/addons/loaders/GLTFLoader.js";
 import { OrbitControls } from "/static/vendor/three/addons/controls/OrbitControls.js";
-import { blob, feedback, floats, num, openSession, severity } from "/static/protocol.js";
+import { applyDefects, blob, feedback, num, openSession, severity } from "/static/protocol.js";
 
 const token = new URLSearchParams(location.search).get("token") || "";
 const $ = (id) => document.getElementById(id);
@@ -250,10 +250,7 @@ function apply(m) {
       drawHighlights();
       break;
     case "defects":
-      if (m.vehicle_id !== state.vehicle) { state.vehicle = m.vehicle_id; state.defects.clear(); }
-      if (m.mode === "full") state.defects.clear();
-      for (const d of m.defects) state.defects.set(d.defect_id, d);
-      for (const k of m.removed) state.defects.delete(k);
+      applyDefects(state, m);
       drawHighlights();
       break;
     case "pose":

@@ -3,7 +3,7 @@
 import * as THREE from "three";
 import { GLTFLoader } from "/static/vendor/three/addons/loaders/GLTFLoader.js";
 import { OrbitControls } from "/static/vendor/three/addons/controls/OrbitControls.js";
-import { blob, css, feedback, floats, num, openSession, severity } from "/static/protocol.js";
+import { applyDefects, blob, css, feedback, floats, num, openSession, severity } from "/static/protocol.js";
 
 const token = new URLSearchParams(location.search).get("token") || "";
 const auth = { headers: { Authorization: `Bearer ${token}` } };
@@ -208,10 +208,7 @@ function apply(m) {
       renderHistory();
       break;
     case "defects":
-      if (m.vehicle_id !== state.vehicle) { state.vehicle = m.vehicle_id; state.defects.clear(); }
-      if (m.mode === "full") state.defects.clear();
-      for (const d of m.defects) state.defects.set(d.defect_id, d);
-      for (const k of m.removed) state.defects.delete(k);
+      applyDefects(state, m);
       renderDefects();
       break;
     case "alert":

@@ -54,6 +54,15 @@ export function openSession(token, clientName, { onMessage, onStatus }) {
   };
 }
 
+/** Apply a `defects` message to `state` ({vehicle, defects: Map}): a new vehicle or a full set
+ *  replaces the set; a delta adds/replaces by id and drops `removed`. */
+export function applyDefects(state, m) {
+  if (m.vehicle_id !== state.vehicle) { state.vehicle = m.vehicle_id; state.defects.clear(); }
+  if (m.mode === "full") state.defects.clear();
+  for (const d of m.defects) state.defects.set(d.defect_id, d);
+  for (const k of m.removed) state.defects.delete(k);
+}
+
 /** A feedback message for a defect (the server answers every client with a defects delta). */
 export function feedback(defect, status, vehicleId, operatorId) {
   return { v: 1, type: "feedback", seq: 0, defect_id: defect.defect_id, vehicle_id: defect.vehicle_id ?? vehicleId,

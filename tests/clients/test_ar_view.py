@@ -5,8 +5,6 @@ defect, predicts the pose at display time, and "mark fixed" is recorded on the s
 from __future__ import annotations
 
 import asyncio
-import json
-import urllib.request
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -16,16 +14,9 @@ from pipeline.twin import DigitalTwin, TwinConfig
 from xrserver.config import AnalyzerConfig, ServerConfig, StorageConfig, ThresholdsConfig
 from xrserver.provision import TwinReferenceHeatmaps
 from xrserver.sources import TwinSource
-from xrserver.testing import run_server
+from xrserver.testing import get_json, run_server
 
 Until = Callable[[str, float], Awaitable[object]]  # the `until` fixture (conftest.py)
-
-
-def _record(url: str, token: str) -> dict[str, object]:
-    req = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
-    with urllib.request.urlopen(req, timeout=10) as r:
-        doc: dict[str, object] = json.loads(r.read())
-        return doc
 
 
 def test_predicted_pose_is_pose_plus_velocity_times_delay(browser: WebDriver, tmp_path: Path) -> None:
@@ -72,11 +63,11 @@ async def test_ar_view_falls_back_to_a_preview_with_highlights_and_an_arrow(
         await until(f"return Number(window.xrAr.state.pose.s_m) > {x0}", 10)
         await asyncio.sleep(1.0)  # the feedback's round trip to the records
         supervisor = srv.auth.token_for("supervisor")
-        passes = await asyncio.to_thread(_record, f"{srv.http}/api/inspections?limit=5", supervisor)
+        passes = await asyncio.to_thread(get_json, f"{srv.http}/api/inspections?limit=5", supervisor)
         feedback: list[dict[str, object]] = []
         for p in passes["inspections"]:  # type: ignore[attr-defined]
             if p["vehicle_id"] == "V000-00005":
-                record = await asyncio.to_thread(_record, f"{srv.http}/api/inspections/{p['pass_id']}", supervisor)
+                record = await asyncio.to_thread(get_json, f"{srv.http}/api/inspections/{p['pass_id']}", supervisor)
                 feedback += record["feedback"]  # type: ignore[arg-type]
     assert any(f["defect_id"] == next_id and f["action"] == "fixed" and f["role"] == "operator" for f in feedback), \
         feedback

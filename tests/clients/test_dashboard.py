@@ -6,8 +6,6 @@ folder (and in ``$XR_ARTIFACTS`` when set). A browser camera publishes into the 
 from __future__ import annotations
 
 import asyncio
-import json
-import urllib.request
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -18,16 +16,11 @@ from pipeline.twin import DigitalTwin, TwinConfig
 from xrserver.config import AnalyzerConfig, ServerConfig, StorageConfig, ThresholdsConfig, WebRtcSourceConfig
 from xrserver.provision import TwinReferenceHeatmaps
 from xrserver.sources import TwinSource
-from xrserver.testing import run_server, scaled
+from xrserver.testing import get_json, run_server, scaled
 
 Until = Callable[[str, float], Awaitable[object]]  # the `until` fixture (conftest.py)
 
 
-def _get(url: str, token: str) -> dict[str, object]:
-    req = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
-    with urllib.request.urlopen(req, timeout=10) as r:
-        doc: dict[str, object] = json.loads(r.read())
-        return doc
 
 async def test_dashboard_shows_the_twin_and_records_a_confirm(tmp_path: Path, browser: WebDriver, until: Until,
                                                               screenshot: Callable[[str], Path]) -> None:
@@ -58,7 +51,7 @@ async def test_dashboard_shows_the_twin_and_records_a_confirm(tmp_path: Path, br
         screenshot("dashboard.png")
         pass_id = srv.xr.scheduler.current_pass_id if srv.xr.scheduler else None
         assert pass_id is not None
-        record = await asyncio.to_thread(_get, f"{srv.http}/api/inspections/{pass_id}", token)
+        record = await asyncio.to_thread(get_json, f"{srv.http}/api/inspections/{pass_id}", token)
     feedback = record["feedback"]
     assert isinstance(feedback, list)
     assert any(f["defect_id"] == defect_id and f["action"] == "confirm" and f["role"] == "supervisor"
