@@ -69,6 +69,14 @@ def composite(image: npt.NDArray[np.uint8], heatmap: npt.NDArray[np.float32] | N
     return out
 
 
+def _picture(view: tuple[npt.NDArray[np.uint8], npt.NDArray[np.float32] | None],
+             size: tuple[int, int]) -> npt.NDArray[np.uint8]:
+    img = composite(*view)
+    if img.shape[1::-1] != size:
+        img = np.asarray(cv2.resize(img, size, interpolation=cv2.INTER_AREA), np.uint8)
+    return img
+
+
 class OverlayTrack(VideoStreamTrack):
     """One camera's newest picture with its overlay, at the size and rate ``adapt`` picks for the peer."""
 
@@ -98,11 +106,10 @@ class OverlayTrack(VideoStreamTrack):
         self._n = max(self._n + 1, int((time.monotonic() - self._t0) / period))  # late: skip, never queue
         view = self.latest().get(self.camera_id)
         size = level.frame_size(self.size_wh)
-        img: npt.NDArray[np.uint8] = np.zeros((size[1], size[0], 3), np.uint8)
-        if view is not None:
-            img = composite(*view)
-            if img.shape[1::-1] != size:
-                img = np.asarray(cv2.resize(img, size, interpolation=cv2.INTER_AREA), np.uint8)
+        if view is None:
+            img: npt.NDArray[np.uint8] = np.zeros((size[1], size[0], 3), np.uint8)
+        else:  # compositing a large picture takes milliseconds: off the event loop, like the encoding
+            img = await asyncio.to_thread(_picture, view, size)
         frame = VideoFrame.from_ndarray(img, format="rgb24")
         frame.pts = round((time.monotonic() - self._pts0) * 90_000)
         frame.time_base = Fraction(1, 90_000)
