@@ -16,6 +16,8 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
+from xrserver.config import AnalyzerConfig, ServerConfig, StorageConfig, ThresholdsConfig
+from xrserver.provision import TwinReferenceHeatmaps
 from xrserver.testing import scaled
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -68,3 +70,12 @@ def keep_screenshot(browser: WebDriver, folder: Path, name: str) -> Path:
 @pytest.fixture
 def screenshot(browser: WebDriver, tmp_path: Path) -> Callable[[str], Path]:
     return lambda name: keep_screenshot(browser, tmp_path, name)
+
+
+@pytest.fixture
+def reference_config(tmp_path: Path) -> ServerConfig:
+    """A server with the twin's golden-reference detector: it finds the twin's defects, so browser
+    tests see real defects without training a model."""
+    return ServerConfig(storage=StorageConfig(db_path=tmp_path / "r.db", cache_dir=tmp_path / "cache"),
+                        analyzer=AnalyzerConfig(model="twin-reference", lut_step_m=0.05),
+                        thresholds=ThresholdsConfig(score=TwinReferenceHeatmaps.FUSED_THRESHOLD))

@@ -11,8 +11,7 @@ from pathlib import Path
 from selenium.webdriver.remote.webdriver import WebDriver
 
 from pipeline.twin import DigitalTwin, TwinConfig
-from xrserver.config import AnalyzerConfig, ServerConfig, StorageConfig, ThresholdsConfig
-from xrserver.provision import TwinReferenceHeatmaps
+from xrserver.config import ServerConfig
 from xrserver.sources import TwinSource
 from xrserver.testing import get_json, run_server
 
@@ -31,12 +30,10 @@ def test_predicted_pose_is_pose_plus_velocity_times_delay(browser: WebDriver, tm
 
 
 async def test_ar_view_falls_back_to_a_preview_with_highlights_and_an_arrow(
-        tmp_path: Path, browser: WebDriver, until: Until, screenshot: Callable[[str], Path]) -> None:
+        browser: WebDriver, until: Until, screenshot: Callable[[str], Path],
+        reference_config: ServerConfig) -> None:
     twin = DigitalTwin(TwinConfig(seed=0, width_px=320, height_px=240, speed_mps=0.3))
-    cfg = ServerConfig(storage=StorageConfig(db_path=tmp_path / "r.db", cache_dir=tmp_path / "cache"),
-                       analyzer=AnalyzerConfig(model="twin-reference", lut_step_m=0.05),
-                       thresholds=ThresholdsConfig(score=TwinReferenceHeatmaps.FUSED_THRESHOLD))
-    async with run_server(cfg, [TwinSource.from_twin(twin, fps=10, first_vehicle=5)]) as srv:
+    async with run_server(reference_config, [TwinSource.from_twin(twin, fps=10, first_vehicle=5)]) as srv:
         token = srv.auth.token_for("operator")
         await asyncio.to_thread(browser.get, f"{srv.http}/static/ar.html?token={token}")
         await until("return window.xrAr.state.connected", 20)

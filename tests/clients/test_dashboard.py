@@ -12,8 +12,7 @@ from pathlib import Path
 from selenium.webdriver.remote.webdriver import WebDriver
 
 from pipeline.twin import DigitalTwin, TwinConfig
-from xrserver.config import AnalyzerConfig, ServerConfig, StorageConfig, ThresholdsConfig, WebRtcSourceConfig
-from xrserver.provision import TwinReferenceHeatmaps
+from xrserver.config import AnalyzerConfig, ServerConfig, StorageConfig, WebRtcSourceConfig
 from xrserver.sources import TwinSource
 from xrserver.testing import get_json, run_server, scaled
 
@@ -21,13 +20,11 @@ Until = Callable[[str, float], Awaitable[object]]  # the `until` fixture (confte
 
 
 
-async def test_dashboard_shows_the_twin_and_records_a_confirm(tmp_path: Path, browser: WebDriver, until: Until,
-                                                              screenshot: Callable[[str], Path]) -> None:
+async def test_dashboard_shows_the_twin_and_records_a_confirm(browser: WebDriver, until: Until,
+                                                              screenshot: Callable[[str], Path],
+                                                              reference_config: ServerConfig) -> None:
     twin = DigitalTwin(TwinConfig(seed=0, width_px=320, height_px=240, speed_mps=0.5))
-    cfg = ServerConfig(storage=StorageConfig(db_path=tmp_path / "r.db", cache_dir=tmp_path / "cache"),
-                       analyzer=AnalyzerConfig(model="twin-reference", lut_step_m=0.05),
-                       thresholds=ThresholdsConfig(score=TwinReferenceHeatmaps.FUSED_THRESHOLD))
-    async with run_server(cfg, [TwinSource.from_twin(twin, fps=10, first_vehicle=5)]) as srv:
+    async with run_server(reference_config, [TwinSource.from_twin(twin, fps=10, first_vehicle=5)]) as srv:
         token = srv.auth.token_for("supervisor")
         await asyncio.to_thread(browser.get, f"{srv.http}/?token={token}")
         await until("return document.getElementById('conn').textContent.startsWith('live')", 20)
