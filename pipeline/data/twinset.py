@@ -1,9 +1,16 @@
 """Small in-memory train/validation/test sets for one camera, rendered directly by the digital twin.
 
-Same split logic as the twin's MVTec export (disjoint vehicles; defect frames centred on the defect
-in this camera with a little jitter), without files, for tests and quick benchmarks. Each image also
-gets an ROI mask: the seam pixels of that view dilated by ``roi_margin_px`` (the ROI is known exactly
-in the twin; for real images use :mod:`pipeline.preprocess`).
+Two layouts, both with disjoint vehicles per split:
+
+* a **viewpoint** (``plan.viewpoint`` = ``"front"``, ``"centre"`` or ``"back"``): the paper's setting
+  (§4.1). Every frame is taken at the conveyor station where that sub-region of the underbody faces
+  the camera, with a trigger jitter of ``station_jitter_m`` (the template matching aligns it again),
+  and every defect sits on a seam of that sub-region. One model per viewpoint, as the paper trains.
+* the whole pass (``viewpoint=None``): normal frames at random travel, defect frames centred on the
+  defect. What a served model sees, and a much harder task for the memory-bank models.
+
+Each image also gets an ROI mask: the seam pixels of that view dilated by ``roi_margin_px`` (the ROI
+is known exactly in the twin; for real images use :mod:`pipeline.preprocess`).
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
@@ -18,10 +26,13 @@ import numpy.typing as npt
 
 from pipeline.data.mvtec import AnomalySet
 from pipeline.twin import DEFECT_TYPES, DefectType, DigitalTwin
+from pipeline.twin.defects import sample_defect
 
 log = logging.getLogger(__name__)
 #: travel range (m) in which the body fills the views (as the twin's exporter)
 BODY_IN_VIEW_M = 1.6
+#: the paper's three viewpoints of the lower camera, by the vehicle-frame x (m) brought to the optical axis
+VIEWPOINT_X_M = {"front": 1.6, "centre": 0.0, "back": -1.6}
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +47,12 @@ class TwinSetPlan:
     roi_margin_px: int = 6
     first_vehicle: int = 0
     min_defect_px: int = 4
+    viewpoint: str | None = None
+    station_jitter_m: float = 0.01
+
+    def __post_init__(self) -> None:
+        if self.viewpoint is not None and self.viewpoint not in VIEWPOINT_X_M:
+            raise ValueError(f"unknown viewpoint {self.viewpoint!r}; use one of {sorted(VIEWPOINT_X_M)} or None")
 
 
 def _roi(seam_index: npt.NDArray[np.int16], margin_px: int) -> npt.NDArray[np.bool_]:
@@ -57,6 +74,25 @@ def render_twin_splits(twin: DigitalTwin, plan: TwinSetPlan | None = None,
     rng = np.random.default_rng([twin.config.seed, 7])
     tick = progress or (lambda n: None)
     vehicle = plan.first_vehicle
+    station = None
+    if plan.viewpoint is not None:
+        station = twin.s_centering(cam, np.array([VIEWPOINT_X_M[plan.viewpoint], 0.0, 0.0]))
+        seams = [sm for sm in twin.seams if sm.region == plan.viewpoint]
+
+    def travel() -> float:
+        if station is None:
+            return float(rng.uniform(-BODY_IN_VIEW_M, BODY_IN_VIEW_M))
+        return station + float(rng.uniform(-plan.station_jitter_m, plan.station_jitter_m))
+
+    def scene_with(dtype: DefectType) -> tuple[Any, float]:
+        """Vehicle ``vehicle`` with one defect of ``dtype``, and the travel to render it at."""
+        if station is None:
+            scene = twin.vehicle(vehicle, defect_types=[dtype])
+            return scene, twin.s_centering(cam, scene.regions[0].centroid_m) + float(rng.uniform(-0.05, 0.05))
+        seam = seams[int(rng.integers(0, len(seams)))]
+        spec = twin.vehicle_spec(vehicle, defect_types=[])
+        d = sample_defect(rng, f"v{vehicle:05d}-d0", dtype, seam.seam_id, seam.length_m, seam.bead_width_mm)
+        return twin.scene(spec.with_defects([d])), travel()
 
     def normal(n: int, frames_per_vehicle: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, str]]:
         nonlocal vehicle
@@ -64,8 +100,7 @@ def render_twin_splits(twin: DigitalTwin, plan: TwinSetPlan | None = None,
         while len(out) < n:
             scene = twin.vehicle(vehicle, defect_types=[])
             for _ in range(min(frames_per_vehicle, n - len(out))):
-                s = float(rng.uniform(-BODY_IN_VIEW_M, BODY_IN_VIEW_M))
-                smp = twin.render(scene, s, camera_ids=[cam])
+                smp = twin.render(scene, travel(), camera_ids=[cam])
                 t = smp.truth[cam]
                 out.append((smp.frameset.frames[0].image, t.defect_mask, _roi(t.seam_index, plan.roi_margin_px),
                             "good"))
@@ -80,9 +115,8 @@ def render_twin_splits(twin: DigitalTwin, plan: TwinSetPlan | None = None,
             got, tries = 0, 0
             while got < per_type and tries < 10 * per_type + 10:
                 tries += 1
-                scene = twin.vehicle(vehicle, defect_types=[dtype])
+                scene, s = scene_with(dtype)
                 vehicle += 1
-                s = twin.s_centering(cam, scene.regions[0].centroid_m) + float(rng.uniform(-0.05, 0.05))
                 smp = twin.render(scene, s, camera_ids=[cam])
                 t = smp.truth[cam]
                 tick(1)

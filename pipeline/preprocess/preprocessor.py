@@ -1,6 +1,11 @@
 """The preprocessing of one camera view, fitted once and applied identically in training and serving.
 
-Two steps, each switchable so that masked (†) and unmasked runs compare:
+Three steps, each switchable so that masked (†) and unmasked runs compare:
+
+* **photometric** (the paper's §9 future work, "contrast-normalization preprocessing suitable for
+  real-time pipelines"): standardise each colour channel of the frame to mean
+  ``PHOTOMETRIC_MEAN`` and standard deviation ``PHOTOMETRIC_STD``. Paint colour, lighting gain and
+  exposure change from body to body; after this step they no longer move every pixel's value.
 
 * **template** (paper §4.1): match the view's template (cut from a reference normal frame); reject a
   frame below the threshold; otherwise *extract the viewpoint region*, the frame-sized window at
@@ -32,6 +37,19 @@ from pipeline.preprocess.template import U8, ViewTemplate, cut_template, match_t
 log = logging.getLogger(__name__)
 
 F32 = npt.NDArray[np.float32]
+#: the per-channel mean and standard deviation (0..255) a frame is mapped to by the photometric step
+PHOTOMETRIC_MEAN = 128.0
+PHOTOMETRIC_STD = 48.0
+
+
+def standardize_channels(frame: U8) -> U8:
+    """(H, W, 3) uint8 → each channel shifted and scaled to PHOTOMETRIC_MEAN ± PHOTOMETRIC_STD (clipped)."""
+    x = frame.astype(np.float32)
+    mean = x.mean(axis=(0, 1))
+    std = np.maximum(x.std(axis=(0, 1)), 1.0)
+    y = (x - mean) * (PHOTOMETRIC_STD / std) + PHOTOMETRIC_MEAN
+    out: U8 = np.clip(y + 0.5, 0, 255).astype(np.uint8)
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +58,8 @@ class PreprocessConfig:
 
     ``template_box_xywh`` is where the template is cut from the reference frame (px; None = the centred
     half-size box). ``template_threshold`` is the TM_CCOEFF_NORMED score below which a frame is rejected.
-    ``roi_margin_px`` widens the seams into the ROI.
+    ``roi_margin_px`` widens the seams into the ROI. ``photometric`` standardises each frame's colour
+    channels before the other steps.
     """
 
     template: bool = False
@@ -48,6 +67,7 @@ class PreprocessConfig:
     template_box_xywh: tuple[int, int, int, int] | None = None
     roi: bool = False
     roi_margin_px: int = 8
+    photometric: bool = False
 
     def __post_init__(self) -> None:
         if not -1.0 <= self.template_threshold <= 1.0:
@@ -131,6 +151,8 @@ class Preprocessor:
         if ref.ndim != 3 or ref.shape[2] != 3 or ref.dtype != np.uint8:
             raise PreprocessError(f"the reference frame must be (H, W, 3) uint8, got {ref.dtype} {ref.shape}")
         H, W = ref.shape[:2]
+        if config.photometric:
+            ref = standardize_channels(ref)
         template = (cut_template(ref, config.template_box_xywh, config.template_threshold)
                     if config.template else None)
         roi = None
@@ -172,6 +194,8 @@ class Preprocessor:
         out = np.empty_like(frames)
         masks = np.zeros(frames.shape[:3], bool) if self.config.roi else None
         for i, frame in enumerate(frames):
+            if self.config.photometric:
+                frame = standardize_channels(frame)
             off = (0, 0)
             if self.template is not None:
                 m = match_template(frame, self.template)
@@ -201,15 +225,16 @@ class Preprocessor:
             out[i] = translate(m, (dx, dy))
         return out
 
-    def without(self, roi: bool = False, template: bool = False) -> Preprocessor:
-        """This preprocessor with ROI masking and/or template matching switched off (for ablations)."""
+    def without(self, roi: bool = False, template: bool = False, photometric: bool = False) -> Preprocessor:
+        """This preprocessor with ROI masking, template matching and/or the photometric step off (ablations)."""
         cfg = dataclasses.replace(self.config, roi=self.config.roi and not roi,
-                                  template=self.config.template and not template)
+                                  template=self.config.template and not template,
+                                  photometric=self.config.photometric and not photometric)
         return Preprocessor(cfg, self.template, self.roi_reference,
                             self.frame_size_wh if _enabled(cfg) else None)
 
     def describe(self) -> str:
-        parts = []
+        parts = ["photometric"] if self.config.photometric else []
         if self.template is not None:
             parts.append(f"template {self.template.box_xywh} thr {self.config.template_threshold:.2f}")
         if self.roi_reference is not None:
@@ -218,4 +243,4 @@ class Preprocessor:
 
 
 def _enabled(config: PreprocessConfig) -> bool:
-    return config.template or config.roi
+    return config.template or config.roi or config.photometric

@@ -63,7 +63,7 @@ def test_train_then_eval_a_masked_artifact(artifact: tuple[Path, dict[str, objec
     assert manifest["metrics"]["test"] == result["metrics"] and manifest["calibration"] is not None
     assert main(["eval", "--artifact", str(art), "--data", str(folder), "--json", str(tmp_path / "eval.json")]) == 0
     ev = json.loads((tmp_path / "eval.json").read_text())
-    assert ev["preprocess"] == {"roi": True, "template": True, "roi_source": "data"}
+    assert ev["preprocess"] == {"roi": True, "template": True, "photometric": False, "roi_source": "data"}
     assert ev["metrics"]["n_rejected"] == 0
     assert ev["metrics"]["image"]["auroc"] == pytest.approx(result["metrics"]["image"]["auroc"], abs=1e-6)  # type: ignore[index]
     assert ev["metrics"]["pixel"]["auroc"] > 0.5
@@ -77,6 +77,20 @@ def test_models_group_trains_unmasked_for_comparison(folder: Path, tmp_path: Pat
     pre = json.loads((tmp_path / "t.json").read_text())["preprocess"]["config"]
     assert not pre["roi"] and not pre["template"] and not (art / "roi.png").exists()
     assert main(["models", "eval", "--artifact", str(art), "--data", str(folder)]) == 0
+
+
+def test_train_on_a_twin_viewpoint_with_the_photometric_step(tmp_path: Path) -> None:
+    art, js = tmp_path / "g", tmp_path / "t.json"
+    assert main(["train", "--model", "gaussian", "--twin", "lower", "--twin-viewpoint", "centre", "--twin-size",
+                 "160x120", "--twin-train-frames", "3", "--photometric", "--roi", "--out", str(art),
+                 "--json", str(js)]) == 0
+    result = json.loads(js.read_text())
+    assert result["data"] == "twin:lower:centre" and result["preprocess"]["config"]["photometric"]
+    assert 0.0 <= result["metrics"]["pixel"]["auroc"] <= 1.0
+    out = tmp_path / "e.json"
+    assert main(["eval", "--artifact", str(art), "--twin", "lower", "--twin-viewpoint", "centre", "--twin-size",
+                 "160x120", "--twin-train-frames", "3", "--no-photometric", "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["preprocess"]["photometric"] is False
 
 
 def test_export_refreshes_or_writes_onnx_with_parity(artifact: tuple[Path, dict[str, object]], tmp_path: Path,

@@ -237,3 +237,31 @@ def test_training_leaves_out_frames_of_another_view() -> None:
     model = train_preprocessed("gaussian", frames, PreprocessConfig(template=True), preset="tiny")
     assert isinstance(model.inner, TrainedModel)
     assert model.inner.training["preprocess_rejected"] == 1 and model.inner.training["n_images"] == 3
+
+
+def test_photometric_step_removes_paint_and_lighting_changes() -> None:
+    view = synthetic_view(2)
+    frame = view.frames[1]
+    # another body colour under a brighter light: a per-channel gain and offset
+    relit = np.clip(frame.astype(np.float32) * np.array([1.1, 0.7, 1.05]) + np.array([10, -5, 0]), 0, 255)
+    frames = np.stack([frame, relit.astype(np.uint8)])
+    plain = Preprocessor.fit(PreprocessConfig(), view.frames[0]).apply(frames).images
+    pre = Preprocessor.fit(PreprocessConfig(photometric=True), view.frames[0])
+    out = pre.apply(frames).images
+    assert pre.enabled and pre.describe() == "photometric"
+    assert np.abs(plain[0].astype(np.int16) - plain[1]).mean() > 15
+    assert np.abs(out[0].astype(np.int16) - out[1]).mean() < 1.5
+    means = out.reshape(2, -1, 3).mean(axis=1)
+    np.testing.assert_allclose(means, 128.0, atol=2.0)
+    assert np.array_equal(pre.without(photometric=True).apply(frames).images, frames)
+
+
+def test_photometric_step_survives_the_artifact(tmp_path: Path) -> None:
+    view = synthetic_view(5)
+    cfg = PreprocessConfig(photometric=True, roi=True, roi_margin_px=3)
+    model = train_preprocessed("gaussian", view.frames[:4], cfg, preset="tiny", seam_mask=view.seams[0])
+    save_preprocessed(model, tmp_path)
+    served = load_preprocessed(tmp_path)
+    assert served.preprocessor.config == cfg
+    darker = (view.frames[4:] * 0.6).astype(np.uint8)  # the same view under less light scores the same
+    np.testing.assert_allclose(served.predict(darker).maps, model.predict(view.frames[4:]).maps, atol=0.5)

@@ -55,3 +55,24 @@ def test_exported_layout_is_complete(small_twin: DigitalTwin, tmp_path: Path) ->
     for r in meta["images"]:
         by_split.setdefault(r["split"], set()).add(r["vehicle_id"])
     assert not (by_split["train"] & by_split["test"]) and not (by_split["validation"] & by_split["test"])
+
+
+def test_viewpoint_splits_show_one_sub_region_with_defects_on_its_seams(small_twin: DigitalTwin) -> None:
+    from pipeline.data.twinset import TwinSetPlan, render_twin_splits
+
+    plan = TwinSetPlan(viewpoint="back", train_frames=3, val_normal=1, test_normal=1, test_defects_per_type=1,
+                       defect_types=("missing", "hole"))
+    train, _, test = render_twin_splits(small_twin, plan)
+    assert len(train) == 3 and not train.labels.any()
+    assert test.types == ("good", "missing", "hole") and test.labels.tolist() == [False, True, True]
+    assert all(int(m.sum()) >= plan.min_defect_px for m in test.masks[1:])
+    # the same station every time, within the trigger jitter: normal frames of different vehicles nearly align
+    grey = train.images.astype(np.float32).mean(axis=3)
+    corr = np.corrcoef(grey.reshape(3, -1))
+    assert corr.min() > 0.5
+    try:
+        TwinSetPlan(viewpoint="roof")
+    except ValueError as e:
+        assert "viewpoint" in str(e)
+    else:
+        raise AssertionError("an unknown viewpoint was accepted")

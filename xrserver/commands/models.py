@@ -73,6 +73,9 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--twin-size", type=image_size, default=(320, 240), help="twin image size WIDTHxHEIGHT (320x240)")
     p.add_argument("--twin-seed", type=non_negative_int, default=0, help="twin seed (default 0)")
     p.add_argument("--twin-train-frames", type=positive_int, default=12, help="normal training frames (12)")
+    p.add_argument("--twin-viewpoint", choices=("front", "centre", "back"), default=None,
+                   help="the paper's setting: every frame at the station where this sub-region faces the camera, "
+                        "defects on its seams (default: frames over the whole pass)")
 
 
 def _add_preprocess_switches(p: argparse.ArgumentParser, *, train: bool) -> None:
@@ -84,6 +87,9 @@ def _add_preprocess_switches(p: argparse.ArgumentParser, *, train: bool) -> None
                 "template matching as trained (default) or --no-template to skip it")
     g.add_argument("--roi", action=argparse.BooleanOptionalAction, default=None, help=roi_help)
     g.add_argument("--template", action=argparse.BooleanOptionalAction, default=None, help=tpl_help)
+    g.add_argument("--photometric", action=argparse.BooleanOptionalAction, default=None,
+                   help="standardise each frame's colour channels first (paint, light, exposure); default off"
+                   if train else "the photometric step as trained (default) or --no-photometric to skip it")
     if train:
         g.add_argument("--roi-margin", type=non_negative_int, default=8, metavar="PX",
                        help="widen seam/ROI masks by this many pixels (8)")
@@ -165,7 +171,8 @@ def _render_twin(args: argparse.Namespace) -> MvtecSplits:
     w, h = args.twin_size
     twin = DigitalTwin(TwinConfig(seed=args.twin_seed, width_px=w, height_px=h))
     # margin 0: the ROI masks are the seams themselves, widened by the preprocessing's own margin
-    plan = TwinSetPlan(camera_id=args.twin, train_frames=args.twin_train_frames, roi_margin_px=0)
+    plan = TwinSetPlan(camera_id=args.twin, train_frames=args.twin_train_frames, roi_margin_px=0,
+                       viewpoint=args.twin_viewpoint)
     if args.twin not in twin.rig.camera_ids:
         raise CliError(f"--twin {args.twin}: unknown camera; the twin has {list(twin.rig.camera_ids)}")
     n_types = len(plan.defect_types)
@@ -176,7 +183,8 @@ def _render_twin(args: argparse.Namespace) -> MvtecSplits:
             bar.update(n)
 
         train, val, test = render_twin_splits(twin, plan, progress=tick)
-    return MvtecSplits(train, val, test, f"twin:{args.twin}", "twin validation vehicles")
+    where = f"twin:{args.twin}" + (f":{args.twin_viewpoint}" if args.twin_viewpoint else "")
+    return MvtecSplits(train, val, test, where, "twin validation vehicles")
 
 
 def _widen(roi: npt.NDArray[np.bool_] | None, margin_px: int) -> npt.NDArray[np.bool_] | None:
@@ -249,7 +257,8 @@ def _train_config(args: argparse.Namespace,
         raise CliError(f"--roi needs ROI masks in the data ({splits.root}/roi/train/good/*.png) or --seam-mask")
     try:
         cfg = PreprocessConfig(template=bool(args.template), template_threshold=args.template_threshold,
-                               template_box_xywh=args.template_box, roi=use_roi, roi_margin_px=args.roi_margin)
+                               template_box_xywh=args.template_box, roi=use_roi, roi_margin_px=args.roi_margin,
+                               photometric=bool(args.photometric))
     except ModelError as e:
         raise CliError(str(e)) from None
     return cfg, seams
@@ -296,11 +305,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
     except ModelError as e:
         raise CliError(str(e)) from None
     pre = model.preprocessor
-    for flag, trained in (("roi", pre.config.roi), ("template", pre.config.template)):
+    for flag, trained in (("roi", pre.config.roi), ("template", pre.config.template),
+                          ("photometric", pre.config.photometric)):
         if getattr(args, flag) and not trained:
             raise CliError(f"--{flag}: artifact {args.artifact} was trained without it; retrain with --{flag}")
-    if args.roi is False or args.template is False:  # an ablation: skip a step the model was trained with
-        model = PreprocessedModel(model.inner, pre.without(roi=args.roi is False, template=args.template is False),
+    if False in (args.roi, args.template, args.photometric):  # an ablation: skip a step the model was trained with
+        model = PreprocessedModel(model.inner, pre.without(roi=args.roi is False, template=args.template is False,
+                                                           photometric=args.photometric is False),
                                   model.calibration)
     roi = _widen(splits.test.roi, model.preprocessor.config.roi_margin_px) if model.preprocessor.config.roi else None
     try:
@@ -311,6 +322,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     write_json(args.json, {"artifact": str(args.artifact), "runtime": args.runtime, "data": splits.root,
                            "preprocess": {"roi": model.preprocessor.config.roi,
                                           "template": model.preprocessor.config.template,
+                                          "photometric": model.preprocessor.config.photometric,
                                           "roi_source": "data" if roi is not None else
                                           ("reference" if model.preprocessor.config.roi else None)},
                            "metrics": metrics})
