@@ -61,13 +61,20 @@ def test_train_then_eval_a_masked_artifact(artifact: tuple[Path, dict[str, objec
     assert pre["config"]["roi"] and pre["config"]["template"] and pre["config"]["roi_margin_px"] == 4
     assert {"template.png", "roi.png", "model.onnx"} <= set(manifest["files"])
     assert manifest["metrics"]["test"] == result["metrics"] and manifest["calibration"] is not None
-    assert main(["eval", "--artifact", str(art), "--data", str(folder), "--json", str(tmp_path / "eval.json")]) == 0
+    assert main(["eval", "--artifact", str(art), "--data", str(folder), "--json", str(tmp_path / "eval.json"),
+                 "--report", str(tmp_path / "report")]) == 0
     ev = json.loads((tmp_path / "eval.json").read_text())
+    for name in ("roc_pr", "heatmaps", "misclassified"):  # the paper's figures, as real PNG images
+        png = cv2.imread(ev["metrics"]["figures"][name])
+        assert png is not None and png.shape[0] > 200 and png.shape[1] > 600 and png.std() > 10
+    tertiles = ev["metrics"]["fn_tertiles"]
+    assert sum(tertiles["n"]) == ev["metrics"]["n_anomalous"] and 0 <= sum(tertiles["fn"]) <= sum(tertiles["n"])
     assert ev["preprocess"] == {"roi": True, "template": True, "photometric": False, "roi_source": "data"}
     assert ev["metrics"]["n_rejected"] == 0
     assert ev["metrics"]["image"]["auroc"] == pytest.approx(result["metrics"]["image"]["auroc"], abs=1e-6)  # type: ignore[index]
     assert ev["metrics"]["pixel"]["auroc"] > 0.5
-    assert "image AUROC" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "image AUROC" in out and "missed by defect size" in out and "figure heatmaps:" in out
 
 
 def test_models_group_trains_unmasked_for_comparison(folder: Path, tmp_path: Path) -> None:

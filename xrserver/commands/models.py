@@ -24,7 +24,9 @@ import numpy as np
 import numpy.typing as npt
 
 from pipeline.data.mvtec import AnomalySet, MvtecSplits, read_mvtec
-from pipeline.metrics import image_metrics, pixel_metrics
+from pipeline.evaluation import Predictions, write_report
+from pipeline.metrics import fn_size_tertiles, image_metrics, pixel_metrics
+from pipeline.metrics.sizes import area_ratio
 from pipeline.models import MODELS, FitContext, ModelError, TrainedModel
 from pipeline.models.export import export_artifact
 from pipeline.preprocess import (
@@ -117,6 +119,8 @@ def _add_eval(p: argparse.ArgumentParser) -> None:
     p.add_argument("--artifact", type=Path, required=True)
     _add_data_args(p)
     p.add_argument("--runtime", choices=("onnx", "torch"), default="onnx")
+    p.add_argument("--report", type=Path, default=None, metavar="DIR",
+                   help="write the paper's figures here: ROC/PR curves, heatmap grid, misclassified samples")
     _add_preprocess_switches(p, train=False)
     add_json_arg(p)
     p.set_defaults(func=cmd_eval)
@@ -205,10 +209,14 @@ def _seam_mask(path: Path, shape_hw: tuple[int, int]) -> npt.NDArray[np.bool_]:
 
 # --- evaluation -----------------------------------------------------------------------------------
 
-def evaluate(model: PreprocessedModel, test: AnomalySet, roi: npt.NDArray[np.bool_] | None = None) -> dict[str, Any]:
+def evaluate(model: PreprocessedModel, test: AnomalySet, roi: npt.NDArray[np.bool_] | None = None,
+             report_dir: Path | None = None, title: str = "") -> dict[str, Any]:
     """Image and pixel metrics of the paper on ``test`` (needs normal and anomalous frames).
 
     Frames rejected by template matching are left out and counted under ``n_rejected``.
+    ``fn_tertiles`` counts the missed anomalous images (at the image operating point) per size
+    tertile of the defect's area ratio (Eqs. 14-15). With ``report_dir``, the paper's figures
+    (ROC/PR curves, heatmap grid, misclassified samples) are written there too.
     """
     with progress_bar(len(test), "eval") as bar:
         scores, maps, ok = [], [], []
@@ -225,11 +233,24 @@ def evaluate(model: PreprocessedModel, test: AnomalySet, roi: npt.NDArray[np.boo
     out: dict[str, Any] = {"n_images": int(keep.sum()), "n_anomalous": int(labels.sum()),
                            "n_rejected": int((~keep).sum()),
                            "image": {"auroc": img.auroc, "au_pr": img.au_pr, "precision": img.precision,
-                                     "recall": img.recall, "f1": img.f1, "fp_share": img.fp_share}}
+                                     "recall": img.recall, "f1": img.f1, "fp_share": img.fp_share,
+                                     "threshold": img.point.threshold}}
+    missed = labels & (s_all < img.point.threshold)
+    if labels.any():
+        t = fn_size_tertiles(["test"] * int(labels.sum()), [area_ratio(m) for m in masks[labels]], missed[labels])[0]
+        out["fn_tertiles"] = {"b1": t.b1, "b2": t.b2, "fn": [t.fn_small, t.fn_medium, t.fn_large],
+                              "n": [t.n_small, t.n_medium, t.n_large]}
     if masks.any():
         pix = pixel_metrics(masks, m_all)
         out["pixel"] = {"auroc": pix.auroc, "au_pr": pix.au_pr, "aupro_0.3": pix.aupro, "iou": pix.iou,
-                        "precision": pix.precision, "recall": pix.recall, "f1": pix.f1, "fp_share": pix.fp_share}
+                        "precision": pix.precision, "recall": pix.recall, "f1": pix.f1, "fp_share": pix.fp_share,
+                        "threshold": pix.point.threshold}
+        if report_dir is not None:
+            names = tuple(n for n, k in zip(test.names, keep, strict=True) if k)
+            types = tuple(t for t, k in zip(test.types, keep, strict=True) if k)
+            pred = Predictions(test.images[keep], masks, labels, s_all, m_all, types, img.point.threshold,
+                               pix.point.threshold, title, names)
+            out["figures"] = write_report(pred, report_dir)
     return out
 
 
@@ -240,6 +261,12 @@ def _print_metrics(m: dict[str, Any]) -> None:
                      f"IoU {m['pixel']['iou']:.3f}")
     rejected = f", {m['n_rejected']} rejected by the template" if m.get("n_rejected") else ""
     print(f"test ({m['n_images']} images, {m['n_anomalous']} anomalous{rejected}): " + "; ".join(parts))
+    if "fn_tertiles" in m:
+        t = m["fn_tertiles"]
+        print("missed by defect size (small/medium/large area tertiles): "
+              + ", ".join(f"{fn}/{n}" for fn, n in zip(t["fn"], t["n"], strict=True)))
+    for name, path in m.get("figures", {}).items():
+        print(f"figure {name}: {path}")
 
 
 # --- handlers -------------------------------------------------------------------------------------
@@ -315,7 +342,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
                                   model.calibration)
     roi = _widen(splits.test.roi, model.preprocessor.config.roi_margin_px) if model.preprocessor.config.roi else None
     try:
-        metrics = evaluate(model, splits.test, roi)
+        metrics = evaluate(model, splits.test, roi, args.report, f"{args.artifact.name} on {splits.root}")
     except (ModelError, ValueError) as e:
         raise CliError(f"eval on {splits.root}: {e}") from None
     _print_metrics(metrics)

@@ -1,0 +1,125 @@
+"""Inference latency of every anomaly model per runtime, at batch 1 and at batch = the number of views.
+
+Each model is fitted briefly on normal twin frames at the input size (``--fit-steps`` optimiser steps:
+the weights' values do not change the work per image; PatchCore's memory bank is built from
+``--train-frames`` frames as in training), then the network alone is timed on each runtime:
+
+* ``torch-cpu``, ``onnx-cpu`` (ONNX Runtime's CPU provider) everywhere;
+* with CUDA: ``torch-cuda`` (fp32), ``torch-cuda-fp16-cl`` (fp16 weights and inputs, channels-last),
+  ``onnx-cuda`` and ``onnx-tensorrt`` where ONNX Runtime has those providers.
+
+The time of a call includes the host-to-device copy of the batch and the copy of scores and maps
+back (what the server pays). Prints the median over ``--repeats`` calls after ``--warmup``, per
+batch and per image, the ratio to the per-pixel Gaussian on the same runtime (the baseline of the
+same run), and the speed-up over the paper's Table 8 (RTX 3090, its own resolutions).
+
+    .venv/bin/python benchmarks/model_latency.py --size 256x256 --views 4
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+import torch
+
+from pipeline.data.twinset import TwinSetPlan, render_twin_splits
+from pipeline.models import FitContext
+from pipeline.models.api import train
+from pipeline.models.export import export_onnx
+from pipeline.models.runtime import ORT_PROVIDERS, OnnxRuntime, Runtime, TorchRuntime
+from pipeline.twin import DigitalTwin, TwinConfig
+
+#: the paper's Table 8: seconds per image on an RTX 3090
+PAPER_S_PER_IMAGE = {"patchcore": 3.33, "memseg": 0.17, "efficientad-s": 0.09, "efficientad-m": 0.10,
+                     "simplenet": 0.26}
+
+
+def runtimes(net: torch.nn.Module, onnx_path: Path) -> list[Runtime]:
+    """Every runtime this machine has, for one network."""
+    out: list[Runtime] = [TorchRuntime(net, "cpu"), OnnxRuntime(onnx_path, "cpu")]
+    if torch.cuda.is_available():
+        out += [TorchRuntime(net, "cuda"), TorchRuntime(net, "cuda", fp16=True, channels_last=True)]
+        available = set(ort.get_available_providers())
+        for device in ("cuda", "tensorrt"):
+            if ORT_PROVIDERS[device][0] in available:
+                out.append(OnnxRuntime(onnx_path, device))
+    return out
+
+
+def time_runtime(rt: Runtime, x: np.ndarray, warmup: int, repeats: int) -> float:
+    """Median wall-clock seconds of ``rt.run(x)``."""
+    for _ in range(warmup):
+        rt.run(x)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        rt.run(x)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    ap.add_argument("--models", nargs="+",
+                    default=["gaussian", "patchcore", "efficientad-s", "efficientad-m", "simplenet", "memseg"])
+    ap.add_argument("--preset", default="tiny", help="architecture preset (tiny: CPU-sized; paper: Table 3)")
+    ap.add_argument("--size", default="256x256", help="model input size WIDTHxHEIGHT (256x256)")
+    ap.add_argument("--views", type=int, default=4, help="the second batch size: one frame per camera (4)")
+    ap.add_argument("--train-frames", type=int, default=8)
+    ap.add_argument("--fit-steps", type=int, default=4)
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=15)
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()
+    w, h = (int(v) for v in args.size.split("x"))
+    twin = DigitalTwin(TwinConfig(seed=0, width_px=w, height_px=h))
+    plan = TwinSetPlan(viewpoint="centre", train_frames=args.train_frames, val_normal=1, val_defects_per_type=0,
+                       test_normal=1, test_defects_per_type=0)
+    frames = render_twin_splits(twin, plan)[0].images
+    rng = np.random.default_rng(0)
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.models:
+            model = train(name, frames, args.preset, FitContext(seed=0, max_steps=args.fit_steps),
+                          input_size_wh=(w, h))
+            onnx_path = export_onnx(model.net, (w, h), Path(tmp) / f"{name}.onnx")
+            for rt in runtimes(model.net, onnx_path):
+                for batch in sorted({1, args.views}):
+                    x = rng.uniform(0, 255, (batch, 3, h, w)).astype(np.float32)
+                    s = time_runtime(rt, x, args.warmup, args.repeats)
+                    rows.append({"model": name, "runtime": rt.name, "batch": batch, "s_per_batch": s,
+                                 "s_per_image": s / batch})
+                    print(f"{name} {rt.name} batch {batch}: {1000 * s:.2f} ms", flush=True)
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    print()
+    print(f"input {w}x{h}, preset {args.preset}, batch 1 and {args.views}; {platform.machine()}, {os.cpu_count()} "
+          f"cores, {gpu}; torch {torch.__version__}, onnxruntime {ort.__version__}; median of {args.repeats}; "
+          f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+    print()
+    print("| model | runtime | batch | ms / batch | ms / image | / gaussian (same runtime, batch) | paper s/image "
+          "| speed-up vs paper |")
+    print("|---|---|---|---|---|---|---|---|")
+    base = {(r["runtime"], r["batch"]): r["s_per_image"] for r in rows if r["model"] == "gaussian"}
+    for r in rows:
+        b = base.get((r["runtime"], r["batch"]))
+        ratio = f"{r['s_per_image'] / b:.1f}x" if b else "-"
+        paper = PAPER_S_PER_IMAGE.get(r["model"])
+        speedup = f"{paper / r['s_per_image']:.1f}x" if paper else "-"
+        print(f"| {r['model']} | {r['runtime']} | {r['batch']} | {1000 * r['s_per_batch']:.2f} | "
+              f"{1000 * r['s_per_image']:.2f} | {ratio} | {paper if paper else '-'} | {speedup} |")
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1))
+
+
+if __name__ == "__main__":
+    main()
