@@ -100,6 +100,16 @@ def test_train_on_a_twin_viewpoint_with_the_photometric_step(tmp_path: Path) -> 
     assert json.loads(out.read_text())["preprocess"]["photometric"] is False
 
 
+def test_pretrain_writes_backbone_weights_that_train_accepts(folder: Path, tmp_path: Path) -> None:
+    weights, js = tmp_path / "ssl.pt", tmp_path / "p.json"
+    assert main(["pretrain", "--data", str(folder), "--steps", "3", "--batch-size", "4", "--crop", "32",
+                 "--out", str(weights), "--json", str(js)]) == 0
+    report = json.loads(js.read_text())
+    assert report["steps"] == 3 and report["weights"] == str(weights) and report["loss_last"] > 0
+    assert main(["train", "--model", "patchcore", "--data", str(folder), "--out", str(tmp_path / "pc"),
+                 "--no-roi", "--backbone-weights", str(weights)]) == 0
+
+
 def test_export_refreshes_or_writes_onnx_with_parity(artifact: tuple[Path, dict[str, object]], tmp_path: Path,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
     art, _ = artifact

@@ -28,7 +28,9 @@ from pipeline.evaluation import Predictions, write_report
 from pipeline.metrics import fn_size_tertiles, image_metrics, pixel_metrics
 from pipeline.metrics.sizes import area_ratio
 from pipeline.models import MODELS, FitContext, ModelError, TrainedModel
+from pipeline.models.backbones import BACKBONES
 from pipeline.models.export import export_artifact
+from pipeline.models.pretrain import PretrainConfig, pretrain
 from pipeline.preprocess import (
     PreprocessConfig,
     PreprocessedModel,
@@ -115,6 +117,18 @@ def _add_train(p: argparse.ArgumentParser) -> None:
     p.set_defaults(func=cmd_train)
 
 
+def _add_pretrain(p: argparse.ArgumentParser) -> None:
+    _add_data_args(p)
+    p.add_argument("--out", type=Path, required=True, help="state dict to write (torchvision format, stem..layer3)")
+    p.add_argument("--backbone", choices=BACKBONES, default="resnet18")
+    p.add_argument("--steps", type=positive_int, default=300, help="optimiser steps (300)")
+    p.add_argument("--batch-size", type=positive_int, default=32, help="crops per step (32)")
+    p.add_argument("--crop", type=positive_int, default=64, help="crop side in px (64)")
+    p.add_argument("--seed", type=non_negative_int, default=0)
+    add_json_arg(p)
+    p.set_defaults(func=cmd_pretrain)
+
+
 def _add_eval(p: argparse.ArgumentParser) -> None:
     p.add_argument("--artifact", type=Path, required=True)
     _add_data_args(p)
@@ -140,6 +154,8 @@ _ACTIONS: tuple[tuple[str, str, Callable[[argparse.ArgumentParser], None]], ...]
     ("train", "train, calibrate, evaluate and save an anomaly-model artifact", _add_train),
     ("eval", "evaluate an artifact on a test split", _add_eval),
     ("export", "(re)write an artifact's model.onnx and check ONNX Runtime parity", _add_export),
+    ("pretrain", "self-supervised (SimCLR) backbone weights from the normal training frames, for "
+     "--backbone-weights where no ImageNet weights can be downloaded", _add_pretrain),
 )
 
 
@@ -322,6 +338,28 @@ def cmd_train(args: argparse.Namespace) -> int:
     write_json(args.json, {"artifact": str(args.out), "model": args.model, "preset": args.preset,
                            "data": splits.root, "preprocess": manifest.get("preprocess"),
                            "metrics": metrics, "manifest": manifest})
+    return 0
+
+
+def cmd_pretrain(args: argparse.Namespace) -> int:
+    splits = _read(args)
+    try:
+        cfg = PretrainConfig(backbone=args.backbone, crop_px=args.crop, batch_size=args.batch_size, steps=args.steps)
+        with progress_bar(args.steps, f"pretrain {args.backbone}") as bar:
+            def tick(done: int, total: int) -> None:
+                bar.n = done
+                bar.refresh()
+
+            t0 = time.perf_counter()
+            result = pretrain(splits.train.images, args.out, cfg, FitContext(seed=args.seed, progress=tick))
+    except ModelError as e:
+        raise CliError(str(e)) from None
+    k = max(1, len(result.losses) // 10)
+    first, last = float(np.mean(result.losses[:k])), float(np.mean(result.losses[-k:]))
+    print(f"SimCLR on {result.n_images} normal frames of {splits.root}: loss {first:.3f} -> {last:.3f} "
+          f"({time.perf_counter() - t0:.0f} s); weights in {args.out} (use --backbone-weights {args.out})")
+    write_json(args.json, {"weights": str(args.out), "backbone": args.backbone, "data": splits.root,
+                           "n_images": result.n_images, "steps": args.steps, "loss_first": first, "loss_last": last})
     return 0
 
 
