@@ -1,0 +1,102 @@
+"""Which backbone to use without internet: random init, SimCLR on the twin's normal frames, or a PDN
+teacher distilled from either (issue 3, "Backbones without internet").
+
+One viewpoint of the twin (the paper's setting, masked †, template and photometric steps on). The
+SimCLR weights are learned once per run from the same normal training frames the models see
+(``pipeline.models.pretrain``). Variants, each over the seeds:
+
+* PatchCore with a random trunk (BatchNorm re-estimated on the frames) vs the SimCLR trunk;
+* EfficientAD-S with a random PDN teacher, a teacher distilled from the random trunk, and one
+  distilled from the SimCLR trunk.
+
+Prints mean ± std of the image and pixel metrics and each variant's pixel AUROC and AUPRO relative
+to the random-backbone variant of the same model (the baseline of the same run).
+
+    .venv/bin/python benchmarks/backbone_study.py --seeds 0 1 2 --viewpoint centre
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.data.twinset import TwinSetPlan, render_twin_splits
+from pipeline.metrics import mean_std
+from pipeline.models.pretrain import PretrainConfig, pretrain
+from pipeline.models.training import FitContext
+from pipeline.preprocess import PreprocessConfig, calibrate_preprocessed, train_preprocessed
+from pipeline.twin import DigitalTwin, TwinConfig
+from xrserver.commands.models import evaluate
+
+#: (label, model, uses the SimCLR weights, config overrides)
+VARIANTS: tuple[tuple[str, str, bool, dict[str, Any]], ...] = (
+    ("patchcore, random trunk", "patchcore", False, {}),
+    ("patchcore, SimCLR trunk", "patchcore", True, {}),
+    ("efficientad-s, random teacher", "efficientad-s", False, {}),
+    ("efficientad-s, teacher distilled from the random trunk", "efficientad-s", False, {"teacher": "distilled"}),
+    ("efficientad-s, teacher distilled from the SimCLR trunk", "efficientad-s", True, {"teacher": "distilled"}),
+)
+COLUMNS = (("image", "auroc"), ("pixel", "auroc"), ("pixel", "aupro_0.3"), ("pixel", "f1"))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--viewpoint", default="centre", choices=("front", "centre", "back"))
+    ap.add_argument("--size", default="320x240")
+    ap.add_argument("--preset", default="tiny")
+    ap.add_argument("--train-frames", type=int, default=24)
+    ap.add_argument("--ssl-steps", type=int, default=200)
+    ap.add_argument("--distill-steps", type=int, default=300)
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()
+    w, h = (int(v) for v in args.size.split("x"))
+    twin = DigitalTwin(TwinConfig(seed=0, width_px=w, height_px=h))
+    train, val, test = render_twin_splits(twin, TwinSetPlan(viewpoint=args.viewpoint, train_frames=args.train_frames))
+    cfg = PreprocessConfig(template=True, roi=True, roi_margin_px=8, photometric=True)
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        ssl = pretrain(train.images, Path(tmp) / "simclr.pt", PretrainConfig(steps=args.ssl_steps), FitContext(seed=0))
+        ssl_s = time.perf_counter() - t0
+        for label, name, use_ssl, overrides in VARIANTS:
+            if name == "efficientad-s" and "teacher" in overrides:
+                overrides = {**overrides, "distill_steps": args.distill_steps}
+            for seed in args.seeds:
+                ctx = FitContext(seed=seed, backbone_weights=ssl.path if use_ssl else None)
+                model = train_preprocessed(name, train.images, cfg, train.roi, args.preset, ctx, **overrides)
+                model = calibrate_preprocessed(model, val.images, val.masks, roi=val.roi)
+                rows.append({"variant": label, "seed": seed, **evaluate(model, test, test.roi)})
+    print(f"twin lower, viewpoint {args.viewpoint} at {w}x{h}, {len(train)} training frames, {len(test)} test frames; "
+          f"preset {args.preset}, masked, template + photometric; SimCLR {args.ssl_steps} steps ({ssl_s:.0f} s, loss "
+          f"{np.mean(ssl.losses[:10]):.2f} -> {np.mean(ssl.losses[-10:]):.2f}); seeds {args.seeds}; "
+          f"{platform.machine()}, {os.cpu_count()} cores, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+    print()
+    header = " | ".join(f"{lvl} {k}" for lvl, k in COLUMNS)
+    print(f"| variant | {header} | pixel AUROC / random | AUPRO / random |")
+    print("|---|" + "---|" * (len(COLUMNS) + 2))
+    base: dict[str, tuple[float, float]] = {}
+    for label, name, _, _ in VARIANTS:
+        rs = [r for r in rows if r["variant"] == label]
+        cells = []
+        for lvl, k in COLUMNS:
+            m = mean_std([r[lvl][k] for r in rs])
+            cells.append(f"{m.mean:.3f} ± {m.std:.3f}")
+        auroc = float(np.mean([r["pixel"]["auroc"] for r in rs]))
+        aupro = float(np.mean([r["pixel"]["aupro_0.3"] for r in rs]))
+        base.setdefault(name, (auroc, aupro))
+        print(f"| {label} | " + " | ".join(cells) + f" | {auroc / base[name][0]:.2f}x | {aupro / base[name][1]:.2f}x |")
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1, default=str))
+
+
+if __name__ == "__main__":
+    main()
