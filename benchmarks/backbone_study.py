@@ -56,8 +56,11 @@ def main() -> None:
     ap.add_argument("--train-frames", type=int, default=24)
     ap.add_argument("--ssl-steps", type=int, default=200)
     ap.add_argument("--distill-steps", type=int, default=300)
+    ap.add_argument("--models", nargs="+", choices=("patchcore", "efficientad-s"),
+                    default=["patchcore", "efficientad-s"])
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
+    variants = [v for v in VARIANTS if v[1] in args.models]
     w, h = (int(v) for v in args.size.split("x"))
     twin = DigitalTwin(TwinConfig(seed=0, width_px=w, height_px=h))
     train, val, test = render_twin_splits(twin, TwinSetPlan(viewpoint=args.viewpoint, train_frames=args.train_frames))
@@ -67,7 +70,7 @@ def main() -> None:
         t0 = time.perf_counter()
         ssl = pretrain(train.images, Path(tmp) / "simclr.pt", PretrainConfig(steps=args.ssl_steps), FitContext(seed=0))
         ssl_s = time.perf_counter() - t0
-        for label, name, use_ssl, overrides in VARIANTS:
+        for label, name, use_ssl, overrides in variants:
             if name == "efficientad-s" and "teacher" in overrides:
                 overrides = {**overrides, "distill_steps": args.distill_steps}
             for seed in args.seeds:
@@ -84,7 +87,7 @@ def main() -> None:
     print(f"| variant | {header} | pixel AUROC / random | AUPRO / random |")
     print("|---|" + "---|" * (len(COLUMNS) + 2))
     base: dict[str, tuple[float, float]] = {}
-    for label, name, _, _ in VARIANTS:
+    for label, name, _, _ in variants:
         rs = [r for r in rows if r["variant"] == label]
         cells = []
         for lvl, k in COLUMNS:

@@ -18,14 +18,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import cv2
 import numpy as np
 import numpy.typing as npt
 
 from pipeline.data.mvtec import AnomalySet
-from pipeline.twin import DEFECT_TYPES, DefectType, DigitalTwin
+from pipeline.twin import DEFECT_TYPES, DefectType, DigitalTwin, VehicleScene
 from pipeline.twin.defects import sample_defect
 
 log = logging.getLogger(__name__)
@@ -84,7 +83,7 @@ def render_twin_splits(twin: DigitalTwin, plan: TwinSetPlan | None = None,
             return float(rng.uniform(-BODY_IN_VIEW_M, BODY_IN_VIEW_M))
         return station + float(rng.uniform(-plan.station_jitter_m, plan.station_jitter_m))
 
-    def scene_with(dtype: DefectType) -> tuple[Any, float]:
+    def scene_with(dtype: DefectType) -> tuple[VehicleScene, float]:
         """Vehicle ``vehicle`` with one defect of ``dtype``, and the travel to render it at."""
         if station is None:
             scene = twin.vehicle(vehicle, defect_types=[dtype])
