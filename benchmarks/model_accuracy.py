@@ -156,8 +156,14 @@ def main() -> None:
                                                      viewpoint=None if vp == "pass" else vp))
             for vp in args.viewpoints}
     render_s = time.perf_counter() - t0
-    runs = [run_one(m, args, seed, masked, vp, data[vp], overrides)
-            for masked in (False, True) for m in args.models for seed in args.seeds for vp in args.viewpoints]
+    runs: list[dict[str, Any]] = []
+    for masked in (False, True):
+        for m in args.models:
+            for seed in args.seeds:
+                for vp in args.viewpoints:
+                    runs.append(run_one(m, args, seed, masked, vp, data[vp], overrides))
+                    if args.json:  # after every run, so that a long benchmark cut short keeps what it measured
+                        args.json.write_text(json.dumps(runs, indent=1, default=str))
     train, _, test = data[args.viewpoints[0]]
     print(f"twin camera {args.camera} at {w}x{h}, viewpoints {args.viewpoints}: {len(train)} training frames, "
           f"{len(test)} test frames per viewpoint ({int(test.labels.sum())} with defects of all five types); "
@@ -167,8 +173,6 @@ def main() -> None:
           f"rendering {render_s:.0f} s, total {time.perf_counter() - t0:.0f} s")
     print()
     print(tables(per_seed(runs), args.models))
-    if args.json:
-        args.json.write_text(json.dumps(runs, indent=1, default=str))
 
 
 if __name__ == "__main__":
