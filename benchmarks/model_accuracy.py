@@ -148,6 +148,8 @@ def main() -> None:
     ap.add_argument("--report", type=Path, default=None, metavar="DIR", help="write the paper's figures (seed 0)")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
     w, h = (int(v) for v in args.size.split("x"))
     overrides = {"input_size_wh": tuple(int(v) for v in args.input_size.split("x"))} if args.input_size else {}
     t0 = time.perf_counter()

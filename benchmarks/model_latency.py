@@ -81,6 +81,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=15)
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
     w, h = (int(v) for v in args.size.split("x"))
     twin = DigitalTwin(TwinConfig(seed=0, width_px=w, height_px=h))
     plan = TwinSetPlan(viewpoint="centre", train_frames=args.train_frames, val_normal=1, val_defects_per_type=0,

@@ -60,7 +60,7 @@ def distill_teacher(net: EfficientADNet, cfg: EfficientADConfig, images: U8, ctx
         loss.backward()  # type: ignore[no-untyped-call]
         opt.step()
         if step % 100 == 0:
-            log.debug("teacher distillation step %d loss %.4f", step, float(loss))
+            log.debug("teacher distillation step %d loss %.4f", step, loss.item())
     net.teacher.requires_grad_(False)
 
 
@@ -128,7 +128,7 @@ def fit(cfg: EfficientADConfig, images: U8, ctx: FitContext) -> EfficientADNet:
             t_a = (net.teacher(xa) - net.teacher_mean) / net.teacher_std
         s_a = net.student(xa)[:, c:]
         loss = loss_st + ((t_a - ae) ** 2).mean() + ((ae - s_a) ** 2).mean()
-        if not math.isfinite(float(loss)):
+        if not math.isfinite(loss.item()):
             raise TrainingError(f"EfficientAD loss became non-finite at step {step}")
         opt.zero_grad()
         loss.backward()
@@ -137,7 +137,7 @@ def fit(cfg: EfficientADConfig, images: U8, ctx: FitContext) -> EfficientADNet:
         if step % 25 == 0 or step == steps - 1:
             ctx.tick(step + 1, steps)
         if step % 500 == 0:
-            log.debug("efficientad step %d loss %.4f", step, float(loss))
+            log.debug("efficientad step %d loss %.4f", step, loss.item())
     net.eval()
     val = ctx.val_normal if ctx.val_normal is not None and len(ctx.val_normal) else images
     _map_quantiles(net, to_input_tensor(val, cfg.input_size_wh))

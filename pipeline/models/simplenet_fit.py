@@ -52,7 +52,7 @@ def fit(cfg: SimpleNetConfig, images: U8, ctx: FitContext) -> SimpleNetNet:
         d_true = net.discriminator(a)
         d_fake = net.discriminator(fake)
         loss = torch.clamp(cfg.margin - d_true, min=0).mean() + torch.clamp(cfg.margin + d_fake, min=0).mean()
-        if not math.isfinite(float(loss)):
+        if not math.isfinite(loss.item()):
             raise TrainingError(f"SimpleNet loss became non-finite at step {step}")
         opt_a.zero_grad()
         opt_d.zero_grad()
