@@ -162,6 +162,11 @@ def test_bad_input_gives_one_line_and_exit_2(artifact: tuple[Path, dict[str, obj
           "no train/good")
     assert not (tmp_path / "a").exists()
     fails(["eval", "--artifact", str(tmp_path / "missing"), "--data", str(folder)], "does not exist")
+    (tmp_path / "a-file").write_text("not a folder")
+    fails(["pretrain", "--data", str(folder), "--steps", "1", "--batch-size", "2", "--crop", "32",
+           "--out", str(tmp_path / "a-file" / "w.pt")], "cannot write the weights")
+    fails(["pretrain", "--data", str(folder), "--steps", "1", "--batch-size", "1", "--out", str(tmp_path / "w.pt")],
+          "at least 2 crops")
     fails(["export", "--artifact", str(tmp_path / "missing")], "does not exist")
     bare = tmp_path / "bare"  # the same folder without roi/
     for f in folder.rglob("*.png"):

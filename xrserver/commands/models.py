@@ -342,6 +342,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_pretrain(args: argparse.Namespace) -> int:
+    try:  # before minutes of training: the weights must have somewhere to go
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise CliError(f"--out {args.out}: cannot write the weights: {e}") from None
     splits = _read(args)
     try:
         cfg = PretrainConfig(backbone=args.backbone, crop_px=args.crop, batch_size=args.batch_size, steps=args.steps)
@@ -354,6 +358,8 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
             result = pretrain(splits.train.images, args.out, cfg, FitContext(seed=args.seed, progress=tick))
     except ModelError as e:
         raise CliError(str(e)) from None
+    except OSError as e:
+        raise CliError(f"--out {args.out}: cannot write the weights: {e}") from None
     k = max(1, len(result.losses) // 10)
     first, last = float(np.mean(result.losses[:k])), float(np.mean(result.losses[-k:]))
     print(f"SimCLR on {result.n_images} normal frames of {splits.root}: loss {first:.3f} -> {last:.3f} "
