@@ -13,9 +13,9 @@ from calibration.clikit import add_json_arg, json_path, write_json
 __all__ = ["add_json_arg", "image_size", "json_path", "non_negative_int", "positive_int", "progress_bar", "write_json"]
 
 
-def progress_bar(total: int, desc: str) -> tqdm[Any]:
+def progress_bar(total: int, desc: str, unit: str = "frame") -> tqdm[Any]:
     """A progress bar on stderr, quiet when stderr is not a terminal and CI asks for quiet."""
-    return tqdm(total=total, desc=desc, unit="frame", file=sys.stderr, dynamic_ncols=True, leave=False)
+    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True, leave=False)
 
 
 def positive_int(text: str) -> int:

@@ -349,7 +349,7 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     splits = _read(args)
     try:
         cfg = PretrainConfig(backbone=args.backbone, crop_px=args.crop, batch_size=args.batch_size, steps=args.steps)
-        with progress_bar(args.steps, f"pretrain {args.backbone}") as bar:
+        with progress_bar(args.steps, f"pretrain {args.backbone}", unit="step") as bar:
             def tick(done: int, total: int) -> None:
                 bar.n = done
                 bar.refresh()
