@@ -13,9 +13,8 @@ local weights file is accepted (``FitContext.backbone_weights``, ``--backbone-we
 
 from __future__ import annotations
 
+import io
 import logging
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +23,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
+from pipeline.models.artifacts import atomic_write
 from pipeline.models.backbones import FEATURE_CHANNELS, ResNetTrunk
 from pipeline.models.contract import U8, Normalization, check_batch
 from pipeline.models.errors import ConfigError, TrainingError
@@ -161,10 +161,8 @@ def pretrain(images: U8, out: str | Path, cfg: PretrainConfig | None = None,
         ctx.tick(step + 1, steps)
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(fd)
-    state = {k: v.detach().cpu() for k, v in net.trunk.state_dict().items()}
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    buf = io.BytesIO()
+    torch.save({k: v.detach().cpu() for k, v in net.trunk.state_dict().items()}, buf)
+    atomic_write(path, buf.getvalue())
     log.info("SimCLR %s: %d steps, loss %.3f -> %.3f, weights in %s", cfg.backbone, steps, losses[0], losses[-1], path)
     return PretrainResult(path, losses, len(imgs))
