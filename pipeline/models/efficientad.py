@@ -5,7 +5,7 @@
 * local map: mean over channels of (teacher − student[:384])², teacher features standardised;
 * global map: mean over channels of (autoencoder − student[384:])²;
 * each map is quantile-normalised with ``0.1 (m − q_a) / (q_b − q_a)`` (q_a, q_b: the 0.9 and
-  0.995 quantiles on normal validation images), the two are averaged, padded by 4 px (the PDN
+  0.995 quantiles on normal validation images), the two are averaged, padded by 4 px with their edge values (the PDN
   has no padding in its last layers) and resized to the input; score = the map's maximum.
 """
 
@@ -84,7 +84,9 @@ class EfficientADNet(nn.Module):
         map_st = 0.1 * (map_st - q[0]) / (q[1] - q[0])
         map_ae = 0.1 * (map_ae - q[2]) / (q[3] - q[2])
         maps = 0.5 * map_st + 0.5 * map_ae
-        maps = F.pad(maps, (4, 4, 4, 4))
+        # the PDN's output lacks a 4-cell rim; extend the edge values into it (a zero rim would sit at the
+        # 0.9 quantile of normal and outrank the whole interior of an ordinary frame)
+        maps = F.pad(maps, (4, 4, 4, 4), mode="replicate")
         maps = F.interpolate(maps, size=x.shape[-2:], mode="bilinear", align_corners=False)
         return maps.flatten(1).amax(dim=1), maps
 

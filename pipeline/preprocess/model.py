@@ -41,7 +41,7 @@ class PreprocessedModel(InferenceModel):
     """``inner`` (a trained or loaded model) behind a :class:`Preprocessor`.
 
     ``predict(frames, roi=None)``: frames (N, H, W, 3) uint8 of the fitted view → :class:`Prediction`
-    whose maps are in frame coordinates and zero outside the ROI; the calibration (fitted on these
+    whose maps are in frame coordinates and least anomalous outside the ROI; the calibration (fitted on these
     final maps) belongs to this wrapper. Scores are the network's image scores on the preprocessed input.
 
     Raises:

@@ -11,9 +11,10 @@ Three steps, each switchable so that masked (†) and unmasked runs compare:
   frame below the threshold; otherwise *extract the viewpoint region*, the frame-sized window at
   the matched offset, so that the view sits where it sat in the reference frame (zero-padded where
   the window leaves the frame). Anomaly maps are moved back to the caller's frame.
-* **roi** (paper §4.4): zero the input outside the ROI (seams + margin) and zero the anomaly map
-  there. The ROI is the reference frame's seam mask widened by ``roi_margin_px`` (moved with the
-  template offset), or a per-frame mask the caller passes (the twin knows its seams exactly).
+* **roi** (paper §4.4): zero the input outside the ROI (seams + margin) and set the anomaly map
+  there to its least anomalous value (zero for the non-negative maps). The ROI is the reference
+  frame's seam mask widened by ``roi_margin_px`` (moved with the template offset), or a per-frame
+  mask the caller passes (the twin knows its seams exactly).
 
 The config is plain data for the artifact's manifest; the template and reference ROI are images
 saved beside it (see :mod:`pipeline.preprocess.model`).
@@ -214,15 +215,22 @@ class Preprocessor:
         return PreprocessedBatch(out, masks, scores, offsets, accepted)
 
     def restore_maps(self, maps: F32, batch: PreprocessedBatch) -> F32:
-        """Anomaly maps (N, H, W) of ``batch.images`` → the caller's frame coordinates, zero outside the ROI."""
+        """Anomaly maps (N, H, W) of ``batch.images`` → the caller's frame coordinates.
+
+        Outside the ROI, and where the view was shifted out of the frame, a map holds the least
+        anomalous value: zero, or the map's own minimum where it goes below zero (EfficientAD's
+        quantile-normalised maps and SimpleNet's negated discriminator do; a zero there would rank
+        every masked-out pixel above the view's normal ones).
+        """
         if not self.enabled:
             return maps
         out = np.empty_like(maps)
         for i, m in enumerate(maps):
+            floor = np.float32(min(0.0, float(m.min())))
             if batch.roi is not None:
-                m = np.where(batch.roi[i], m, np.float32(0.0))
+                m = np.where(batch.roi[i], m, floor)
             dx, dy = (int(v) for v in batch.offsets_xy[i])
-            out[i] = translate(m, (dx, dy))
+            out[i] = translate(m, (dx, dy), float(floor))
         return out
 
     def without(self, roi: bool = False, template: bool = False, photometric: bool = False) -> Preprocessor:

@@ -56,12 +56,12 @@ def roi_from_polylines(shape_hw: tuple[int, int], polylines: Sequence[npt.ArrayL
     return roi_mask(seams, margin_px)
 
 
-def translate(a: npt.NDArray[T], offset_xy: tuple[int, int]) -> npt.NDArray[T]:
+def translate(a: npt.NDArray[T], offset_xy: tuple[int, int], fill: float = 0) -> npt.NDArray[T]:
     """``a`` (H, W, ...) moved by ``offset_xy`` px (x right, y down): ``out[y + dy, x + dx] = a[y, x]``.
-    What is shifted in is zero (outside the ROI, black in an image)."""
+    What is shifted in is ``fill`` (zero: outside the ROI, black in an image)."""
     dx, dy = offset_xy
     H, W = a.shape[:2]
-    out = np.zeros_like(a)
+    out = np.full_like(a, fill)
     if abs(dx) >= W or abs(dy) >= H:
         return out
     out[max(dy, 0):H + min(dy, 0), max(dx, 0):W + min(dx, 0)] = a[max(-dy, 0):H - max(dy, 0),

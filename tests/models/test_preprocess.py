@@ -135,6 +135,23 @@ def test_preprocessor_aligns_frames_and_maps_back() -> None:
         assert not back[i][inner][~roi_mask(view.seams[i], 3)[inner]].any()
 
 
+def test_maps_that_go_below_zero_stay_least_anomalous_outside_the_roi() -> None:
+    # EfficientAD's quantile-normalised maps and SimpleNet's negated discriminator are mostly negative on
+    # normal pixels: a zero outside the ROI would outrank them all and turn pixel AUROC upside down
+    view = synthetic_view(2, max_shift_px=6)
+    pre = Preprocessor.fit(PreprocessConfig(template=True, roi=True, roi_margin_px=3), view.frames[0], view.seams[0])
+    batch = pre.apply(view.frames)
+    assert batch.roi is not None
+    maps = np.random.default_rng(0).uniform(-1.0, -0.5, (2, *SIZE_HW)).astype(np.float32)
+    back, positive = pre.restore_maps(maps, batch), pre.restore_maps(-maps, batch)
+    for i in range(2):
+        dx, dy = (int(v) for v in batch.offsets_xy[i])
+        inside = translate(batch.roi[i], (dx, dy))  # the ROI in the frame's own coordinates
+        assert back[i][~inside].max() == back[i].min() == maps[i].min() < 0
+        assert np.isin(back[i][inside], maps[i]).all()
+        assert not positive[i][~inside].any() and (positive[i][inside] > 0).all()  # non-negative maps: zero
+
+
 def _cut(mask: Mask, off: tuple[int, int]) -> int:
     """ROI pixels pushed out of the frame by a shift."""
     return int(mask.sum() - translate(mask, off).sum())
