@@ -91,12 +91,17 @@ def fit_calibration(scores: npt.NDArray[np.float32], maps: npt.NDArray[np.float3
                     labels: npt.NDArray[np.bool_], masks: npt.NDArray[np.bool_] | None) -> ScoreCalibration:
     """Thresholds and min-max normalisation from validation predictions.
 
-    Image threshold: F1-optimal when anomalous images exist, else the max normal score. Pixel
-    threshold: IoU-optimal (the paper's τ*) when GT masks have defect pixels, else the 99.9th
-    percentile of normal pixels.
+    Image threshold: F1-optimal when anomalous images exist, placed halfway down to the next lower
+    validation score (the same validation frames are flagged, and a runtime's rounding cannot unflag
+    the lowest of them), else the max normal score. Pixel threshold: IoU-optimal (the paper's τ*) when
+    GT masks have defect pixels, else the 99.9th percentile of normal pixels.
     """
     if labels.any() and not labels.all():
-        img_thr, src = best_f1_point(labels, scores).threshold, "validation (F1-optimal image, IoU-optimal pixel)"
+        img_thr = best_f1_point(labels, scores).threshold
+        below = scores[scores < img_thr]
+        if below.size:
+            img_thr = 0.5 * (img_thr + float(below.max()))
+        src = "validation (F1-optimal image, IoU-optimal pixel)"
     else:
         img_thr, src = float(np.max(scores)), "validation normals only (max score, 99.9th pixel percentile)"
     if masks is not None and masks.any() and not masks.all():

@@ -2,8 +2,8 @@
 a planted defect, and the parts on their own (memory matching, loss, anomaly simulation).
 
 MemSeg compares each position with the same position of remembered normal images, so it expects
-aligned views, as the paper's template-matched viewpoint regions are. The fit set here is therefore
-one view per vehicle at nearly the same conveyor travel (±3 cm), not the shared ``small_set``, whose
+aligned views, as the paper's template-matched viewpoint regions are: the fit set is the shared
+``aligned`` set (one view per vehicle at nearly the same conveyor travel), not ``small_set``, whose
 frames are taken anywhere along the pass.
 """
 
@@ -24,27 +24,9 @@ from pipeline.models.memseg import PRESETS, Memory, MemSegNet
 from pipeline.models.memseg_fit import focal_loss, lr_at, memseg_loss
 from pipeline.models.perlin import SimulationConfig, foreground_mask, perlin_2d, simulate_anomaly
 from pipeline.models.registry import make_config
-from pipeline.twin import DigitalTwin
 from tests.models.conftest import SmallSet
 
 FIT_S: dict[str, float] = {}
-
-
-@pytest.fixture(scope="module")
-def aligned(small_twin: DigitalTwin) -> SmallSet:
-    """8 training vehicles and 3 unseen ones, 'lower' camera at s = 0.2 m ± 3 cm; a 12x12 px magenta
-    blob (a foreign deposit, as the other models' tests) planted on the first unseen frame."""
-    rng = np.random.default_rng(0)
-    frames = []
-    for vehicle in range(11):
-        s_m = 0.2 + float(rng.uniform(-0.03, 0.03))
-        sample = small_twin.render(small_twin.vehicle(vehicle, defect_types=[]), s_m, camera_ids=["lower"])
-        frames.append(sample.frameset.frames[0].image)
-    defect = frames[8].copy()
-    mask = np.zeros(defect.shape[:2], bool)
-    mask[100:112, 150:162] = True
-    defect[mask] = (255, 0, 255)
-    return SmallSet(np.stack(frames[:8]), np.stack(frames[8:]), defect[None], mask[None])
 
 
 @pytest.fixture(scope="module")
