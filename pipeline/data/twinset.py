@@ -38,6 +38,8 @@ VIEWPOINT_X_M = {"front": 1.6, "centre": 0.0, "back": -1.6}
 class TwinSetPlan:
     camera_id: str = "lower"
     train_frames: int = 12
+    #: training frames taken of each vehicle at different travels (the paper: 5 per underbody, §4)
+    frames_per_train_vehicle: int = 5
     val_normal: int = 4
     val_defects_per_type: int = 1
     test_normal: int = 6
@@ -50,6 +52,8 @@ class TwinSetPlan:
     station_jitter_m: float = 0.01
 
     def __post_init__(self) -> None:
+        if self.frames_per_train_vehicle < 1:
+            raise ValueError(f"frames_per_train_vehicle must be >= 1, got {self.frames_per_train_vehicle}")
         if self.viewpoint is not None and self.viewpoint not in VIEWPOINT_X_M:
             raise ValueError(f"unknown viewpoint {self.viewpoint!r}; use one of {sorted(VIEWPOINT_X_M)} or None")
 
@@ -62,14 +66,15 @@ def _roi(seam_index: npt.NDArray[np.int16], margin_px: int) -> npt.NDArray[np.bo
 
 def render_twin_splits(twin: DigitalTwin, plan: TwinSetPlan | None = None,
                        progress: Callable[[int], None] | None = None) -> tuple[AnomalySet, AnomalySet, AnomalySet]:
-    """Render (train, validation, test) for ``plan.camera_id``. Train holds normal frames only.
+    """Render (train, validation, test) for ``plan.camera_id``. Train holds normal frames only; a split
+    the plan gives no frames is empty.
 
     A defect that covers fewer than ``min_defect_px`` pixels in the view is re-drawn on the next
     vehicle (a test defect must be visible to be scored).
     """
     plan = plan or TwinSetPlan()
     cam = plan.camera_id
-    twin.rig.camera(cam)
+    camera = twin.rig.camera(cam)
     rng = np.random.default_rng([twin.config.seed, 7])
     tick = progress or (lambda n: None)
     vehicle = plan.first_vehicle
@@ -127,12 +132,16 @@ def render_twin_splits(twin: DigitalTwin, plan: TwinSetPlan | None = None,
         return out
 
     def pack(rows: list[tuple[np.ndarray, np.ndarray, np.ndarray, str]]) -> AnomalySet:
+        if not rows:  # a split the caller asked none of
+            hw = (0, camera.height_px, camera.width_px)
+            return AnomalySet(np.zeros((*hw, 3), np.uint8), np.zeros(hw, bool), np.zeros(0, bool), (), (),
+                              np.zeros(hw, bool))
         types = tuple(r[3] for r in rows)
         return AnomalySet(np.stack([r[0] for r in rows]), np.stack([r[1] for r in rows]),
                           np.array([t != "good" for t in types]), types, tuple(f"{i:04d}" for i in range(len(rows))),
                           np.stack([r[2] | r[1] for r in rows]))
 
-    train = pack(normal(plan.train_frames, 4))
+    train = pack(normal(plan.train_frames, plan.frames_per_train_vehicle))
     val = pack(normal(plan.val_normal, 1) + defects(plan.val_defects_per_type))
     test = pack(normal(plan.test_normal, 1) + defects(plan.test_defects_per_type))
     return train, val, test

@@ -76,3 +76,19 @@ def test_viewpoint_splits_show_one_sub_region_with_defects_on_its_seams(small_tw
         assert "viewpoint" in str(e)
     else:
         raise AssertionError("an unknown viewpoint was accepted")
+
+
+def test_a_plan_may_ask_for_training_frames_only(small_twin: DigitalTwin) -> None:
+    from pipeline.data.twinset import TwinSetPlan, render_twin_splits
+
+    plan = TwinSetPlan(viewpoint="centre", train_frames=2, frames_per_train_vehicle=2, val_normal=0,
+                       val_defects_per_type=0, test_normal=0, test_defects_per_type=0)
+    train, val, test = render_twin_splits(small_twin, plan)
+    assert len(train) == 2 and len(val) == len(test) == 0
+    assert val.images.shape[1:] == train.images.shape[1:] and test.masks.shape[1:] == train.masks.shape[1:]
+    try:
+        TwinSetPlan(frames_per_train_vehicle=0)
+    except ValueError as e:
+        assert "frames_per_train_vehicle" in str(e)
+    else:
+        raise AssertionError("zero frames per vehicle was accepted")

@@ -13,6 +13,7 @@ the paper's preprocessing (§4.1, §4.4) so that masked (†) and unmasked runs 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -175,16 +176,17 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 # --- data -----------------------------------------------------------------------------------------
 
-def _read(args: argparse.Namespace) -> MvtecSplits:
+def _read(args: argparse.Namespace, train_only: bool = False) -> MvtecSplits:
+    """The MVTec folder ``--data``, else the twin's splits (only the training frames with ``train_only``)."""
     if args.data is not None:
         try:
             return read_mvtec(args.data)
         except (ValueError, OSError) as e:
             raise CliError(f"--data {args.data}: {e}") from None
-    return _render_twin(args)
+    return _render_twin(args, train_only)
 
 
-def _render_twin(args: argparse.Namespace) -> MvtecSplits:
+def _render_twin(args: argparse.Namespace, train_only: bool) -> MvtecSplits:
     from pipeline.data.twinset import TwinSetPlan, render_twin_splits
     from pipeline.twin import DigitalTwin, TwinConfig
 
@@ -193,6 +195,8 @@ def _render_twin(args: argparse.Namespace) -> MvtecSplits:
     # margin 0: the ROI masks are the seams themselves, widened by the preprocessing's own margin
     plan = TwinSetPlan(camera_id=args.twin, train_frames=args.twin_train_frames, roi_margin_px=0,
                        viewpoint=args.twin_viewpoint)
+    if train_only:
+        plan = dataclasses.replace(plan, val_normal=0, val_defects_per_type=0, test_normal=0, test_defects_per_type=0)
     if args.twin not in twin.rig.camera_ids:
         raise CliError(f"--twin {args.twin}: unknown camera; the twin has {list(twin.rig.camera_ids)}")
     n_types = len(plan.defect_types)
@@ -346,7 +350,7 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
         args.out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise CliError(f"--out {args.out}: cannot write the weights: {e}") from None
-    splits = _read(args)
+    splits = _read(args, train_only=True)
     try:
         cfg = PretrainConfig(backbone=args.backbone, crop_px=args.crop, batch_size=args.batch_size, steps=args.steps)
         with progress_bar(args.steps, f"pretrain {args.backbone}", unit="step") as bar:
