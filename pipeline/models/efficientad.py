@@ -5,8 +5,9 @@
 * local map: mean over channels of (teacher − student[:384])², teacher features standardised;
 * global map: mean over channels of (autoencoder − student[384:])²;
 * each map is quantile-normalised with ``0.1 (m − q_a) / (q_b − q_a)`` (q_a, q_b: the 0.9 and
-  0.995 quantiles on normal validation images), the two are averaged, padded by 4 px with their edge values (the PDN
-  has no padding in its last layers) and resized to the input; score = the map's maximum.
+  0.995 quantiles on normal validation images), the two are averaged, padded by 4 px with their
+  edge values (the PDN has no padding in its last layers) and resized to the input; score = the
+  map's maximum.
 """
 
 from __future__ import annotations

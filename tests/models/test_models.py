@@ -3,7 +3,7 @@ frames scores a planted defect above every normal frame of unseen vehicles, its 
 defect, and its artifact survives a round trip with ONNX Runtime and PyTorch giving the trained
 model's scores and maps.
 
-EfficientAD-S trains its full ``tiny`` preset (150 steps, about 3 minutes here). EfficientAD-M, three
+EfficientAD-S trains its full ``tiny`` preset (150 steps, about 3 minutes here). EfficientAD-M, four
 times slower per step, trains 10 steps only: enough for its contract and ONNX parity, not to find
 the defect, so it is left out of the detection checks (its accuracy is a benchmark's job).
 """
