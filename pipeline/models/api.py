@@ -26,7 +26,7 @@ from pipeline.models import artifacts
 from pipeline.models.contract import U8, Normalization, ScoreCalibration, check_batch
 from pipeline.models.errors import ArtifactError, ConfigError, InputError
 from pipeline.models.export import PARITY_ATOL, export_onnx, parity_error
-from pipeline.models.registry import config_to_dict, get_entry, make_config
+from pipeline.models.registry import config_from_dict, config_to_dict, get_entry, make_config
 from pipeline.models.runtime import InferenceModel, OnnxRuntime, TorchRuntime
 from pipeline.models.training import FitContext
 
@@ -74,6 +74,23 @@ def train(name: str, images: U8, preset: str = "tiny", ctx: FitContext | None = 
         "trained_utc": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     return TrainedModel(name, preset, cfg, net, training)
+
+
+def score_top_fraction(model: InferenceModel) -> float | None:
+    """How a trained or loaded model's image score follows from its map (see
+    :attr:`~pipeline.models.registry.ModelEntry.score_top_fraction`); None when it does not.
+
+    Raises:
+        ArtifactError: a loaded model whose manifest has no config.
+    """
+    rule = get_entry(model.name).score_top_fraction
+    if rule is None:
+        return None
+    if isinstance(model, TrainedModel):
+        return rule(model.config)
+    if "config" not in model.manifest:
+        raise ArtifactError(f"model {model.name!r} has no config in its manifest")
+    return rule(config_from_dict(model.name, model.manifest["config"]))
 
 
 def predict_all(model: InferenceModel, images: U8, batch_size: int = 4) -> tuple[npt.NDArray[np.float32],

@@ -129,6 +129,15 @@ def maps_to_input_size(maps: F32, size_hw: tuple[int, int]) -> F32:
     return np.stack([cv2.resize(m, (W, H), interpolation=cv2.INTER_LINEAR) for m in maps]).astype(np.float32)
 
 
+def top_fraction_scores(maps: F32, fraction: float) -> F32:
+    """(N, H, W) maps → (N,) the mean of each map's ``fraction`` largest pixels (at least one: 0.0 = the max)."""
+    flat = maps.reshape(len(maps), -1)
+    k = min(max(1, round(fraction * flat.shape[1])), flat.shape[1])
+    top = np.partition(flat, flat.shape[1] - k, axis=1)[:, flat.shape[1] - k:]
+    out: F32 = top.mean(axis=1, dtype=np.float64).astype(np.float32)
+    return out
+
+
 def finish_prediction(scores: F32, maps: F32, calibration: ScoreCalibration | None,
                       timings_ms: dict[str, float] | None = None) -> Prediction:
     """Attach normalised values and thresholded labels/masks when a calibration is known."""

@@ -343,5 +343,11 @@ class MemSegNet(nn.Module):
         return scores, maps
 
 
+def score_top_fraction(cfg: MemSegConfig) -> float:
+    """The image score is the mean of this fraction of the map's pixels (its ``top_k`` largest)."""
+    w, h = cfg.input_size_wh
+    return min(cfg.top_k, w * h) / (w * h)
+
+
 def build(cfg: MemSegConfig) -> MemSegNet:
     return MemSegNet(cfg)

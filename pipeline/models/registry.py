@@ -27,7 +27,15 @@ from pipeline.models.training import FitContext
 
 @dataclass(frozen=True, slots=True)
 class ModelEntry:
-    """One model: ``build(config)`` makes an untrained network, ``fit(config, images, ctx)`` a trained one."""
+    """One model: ``build(config)`` makes an untrained network, ``fit(config, images, ctx)`` a trained one.
+
+    ``score_top_fraction(config)``: when the network's image score is a statistic of its map, the
+    fraction of the map's pixels whose mean it is (0.0 = the map's maximum), so that the score can be
+    taken again over a region of the map (the ROI, see :mod:`pipeline.preprocess.model`). None keeps
+    the network's own score: PatchCore's Eq. 4 reweighting is not a map statistic, and PatchCore and
+    SimpleNet score coarse feature cells whose receptive field spans the ROI's edge (their map, upsampled
+    and masked at pixel level, flattens the peak of a cell centred just outside the ROI).
+    """
 
     name: str
     version: str
@@ -36,6 +44,11 @@ class ModelEntry:
     build: Callable[[Any], nn.Module]
     fit: Callable[[Any, U8, FitContext], nn.Module]
     summary: str
+    score_top_fraction: Callable[[Any], float] | None = None
+
+
+def _map_max(cfg: Any) -> float:
+    return 0.0
 
 
 def _ead(size: str) -> dict[str, Any]:
@@ -49,17 +62,20 @@ def _ead(size: str) -> dict[str, Any]:
 
 MODELS: dict[str, ModelEntry] = {
     "gaussian": ModelEntry("gaussian", "1.0", gaussian.GaussianConfig, gaussian.PRESETS, gaussian.build,
-                           gaussian.fit, "per-pixel colour Gaussian (trivial baseline)"),
+                           gaussian.fit, "per-pixel colour Gaussian (trivial baseline)", _map_max),
     "patchcore": ModelEntry("patchcore", "1.0", patchcore.PatchCoreConfig, patchcore.PRESETS, patchcore.build,
                             patchcore_fit.fit, "memory bank of layer2+3 patch features, greedy coreset"),
     "efficientad-s": ModelEntry("efficientad-s", "1.0", efficientad.EfficientADConfig, _ead("small"),
-                                efficientad.build, efficientad_fit.fit, "PDN-S student-teacher + autoencoder"),
+                                efficientad.build, efficientad_fit.fit, "PDN-S student-teacher + autoencoder",
+                                _map_max),
     "efficientad-m": ModelEntry("efficientad-m", "1.0", efficientad.EfficientADConfig, _ead("medium"),
-                                efficientad.build, efficientad_fit.fit, "PDN-M student-teacher + autoencoder"),
+                                efficientad.build, efficientad_fit.fit, "PDN-M student-teacher + autoencoder",
+                                _map_max),
     "simplenet": ModelEntry("simplenet", "1.0", simplenet.SimpleNetConfig, simplenet.PRESETS, simplenet.build,
                             simplenet_fit.fit, "feature adapter + discriminator on noisy features"),
     "memseg": ModelEntry("memseg", "1.0", memseg.MemSegConfig, memseg.PRESETS, memseg.build, memseg_fit.fit,
-                         "ResNet18 from scratch + memory of normal features + MSFF + decoder, Perlin anomalies"),
+                         "ResNet18 from scratch + memory of normal features + MSFF + decoder, Perlin anomalies",
+                         memseg.score_top_fraction),
 }
 
 

@@ -23,7 +23,13 @@ import numpy.typing as npt
 
 from pipeline.models import api, artifacts
 from pipeline.models.api import TrainedModel
-from pipeline.models.contract import Prediction, ScoreCalibration, check_batch, finish_prediction
+from pipeline.models.contract import (
+    Prediction,
+    ScoreCalibration,
+    check_batch,
+    finish_prediction,
+    top_fraction_scores,
+)
 from pipeline.models.errors import ArtifactError, TrainingError
 from pipeline.models.runtime import InferenceModel
 from pipeline.models.training import FitContext
@@ -42,7 +48,13 @@ class PreprocessedModel(InferenceModel):
 
     ``predict(frames, roi=None)``: frames (N, H, W, 3) uint8 of the fitted view → :class:`Prediction`
     whose maps are in frame coordinates and least anomalous outside the ROI; the calibration (fitted on these
-    final maps) belongs to this wrapper. Scores are the network's image scores on the preprocessed input.
+    final maps) belongs to this wrapper.
+
+    Scores: where the network's image score is a statistic of its dense map (the Gaussian's and
+    EfficientAD's max, MemSeg's top-k mean) and the map is restored (ROI masking or template alignment
+    on), the same statistic of the restored map. The score then sees the ROI only, not the blacked-out
+    input around it, whose constant response could otherwise be every normal frame's score. PatchCore
+    and SimpleNet keep the network's score (see ``ModelEntry.score_top_fraction``).
 
     Raises:
         FrameRejectedError: a frame's template match is below the threshold (filter with :meth:`preprocess`).
@@ -54,6 +66,8 @@ class PreprocessedModel(InferenceModel):
         super().__init__(inner.name, inner.input_size_wh, inner.runtime, calibration, inner.manifest)
         self.inner = inner.with_calibration(None) if inner.calibration is not None else inner
         self.preprocessor = preprocessor
+        restores = preprocessor.config.roi or preprocessor.config.template
+        self.score_top_fraction = api.score_top_fraction(self.inner) if restores else None
 
     def preprocess(self, frames: Any, roi: Mask | None = None) -> PreprocessedBatch:
         return self.preprocessor.apply(check_batch(frames), roi)
@@ -70,8 +84,9 @@ class PreprocessedModel(InferenceModel):
         raw = self.inner.predict(prepped.images)
         t0 = time.perf_counter()
         maps = self.preprocessor.restore_maps(raw.maps, prepped)
+        scores = raw.scores if self.score_top_fraction is None else top_fraction_scores(maps, self.score_top_fraction)
         timings = {**raw.timings_ms, "preprocess_ms": preprocess_ms + 1e3 * (time.perf_counter() - t0)}
-        return finish_prediction(raw.scores, maps, self.calibration, timings)
+        return finish_prediction(scores, maps, self.calibration, timings)
 
     def with_calibration(self, calibration: ScoreCalibration | None) -> PreprocessedModel:
         return PreprocessedModel(self.inner, self.preprocessor, calibration)

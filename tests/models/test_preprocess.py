@@ -13,7 +13,8 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from pipeline.models import ArtifactError, FitContext, TrainedModel
+from pipeline.models import ArtifactError, FitContext, TrainedModel, get_entry, make_config
+from pipeline.models.contract import top_fraction_scores
 from pipeline.preprocess import (
     FrameRejectedError,
     PreprocessConfig,
@@ -150,6 +151,41 @@ def test_maps_that_go_below_zero_stay_least_anomalous_outside_the_roi() -> None:
         assert back[i][~inside].max() == back[i].min() == maps[i].min() < 0
         assert np.isin(back[i][inside], maps[i]).all()
         assert not positive[i][~inside].any() and (positive[i][inside] > 0).all()  # non-negative maps: zero
+
+
+def test_a_masked_score_sees_the_roi_only(tmp_path: Path) -> None:
+    # the network's own image score is its map's maximum over the whole input, blacked-out area included;
+    # behind ROI masking the score must come from the ROI, or that area's response becomes the score
+    view = synthetic_view(6)
+    cfg = PreprocessConfig(template=True, roi=True, roi_margin_px=3)
+    model = train_preprocessed("gaussian", view.frames[:5], cfg, preset="tiny", seam_mask=view.seams[0])
+    roi_ref = model.preprocessor.roi_reference
+    assert roi_ref is not None and model.score_top_fraction == 0.0
+    half = roi_ref.copy()
+    half[:, SIZE_HW[1] // 2:] = False  # this frame's ROI: the left half; the right half's seams are blacked out
+    frame = view.frames[5:]
+    net = model.inner.predict(model.preprocess(frame, half[None]).images)
+    got = model.predict(frame, half[None])
+    assert got.scores[0] == pytest.approx(got.maps[0].max()) == pytest.approx(got.maps[0][half].max())
+    assert net.scores[0] > 2 * got.scores[0]  # the blacked-out seams, where the network saw beads in training
+    save_preprocessed(model, tmp_path)
+    served = load_preprocessed(tmp_path)
+    assert served.score_top_fraction == 0.0
+    assert served.predict(frame, half[None]).scores[0] == pytest.approx(got.scores[0], rel=1e-4)
+    unmasked = train_preprocessed("gaussian", view.frames[:5], PreprocessConfig(), preset="tiny")
+    assert unmasked.score_top_fraction is None  # no map to restore: the network's own score
+    # the patch-feature models keep their own score; MemSeg's top_k is a fraction of the input's pixels
+    assert get_entry("patchcore").score_top_fraction is None and get_entry("simplenet").score_top_fraction is None
+    memseg = get_entry("memseg")
+    assert memseg.score_top_fraction is not None
+    assert memseg.score_top_fraction(make_config("memseg", "tiny", top_k=12, input_size_wh=(96, 72))) == 12 / 6912
+
+
+def test_top_fraction_scores_by_hand() -> None:
+    maps = np.array([[[0.0, 1.0], [4.0, 2.0]], [[-3.0, -1.0], [-2.0, -4.0]]], np.float32)
+    np.testing.assert_allclose(top_fraction_scores(maps, 0.0), [4.0, -1.0])  # the max
+    np.testing.assert_allclose(top_fraction_scores(maps, 0.5), [3.0, -1.5])  # the mean of the top 2 of 4
+    np.testing.assert_allclose(top_fraction_scores(maps, 1.0), [1.75, -2.5])
 
 
 def _cut(mask: Mask, off: tuple[int, int]) -> int:
