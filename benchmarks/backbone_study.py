@@ -55,7 +55,12 @@ def main() -> None:
     ap.add_argument("--viewpoint", default="centre", choices=("front", "centre", "back"))
     ap.add_argument("--size", default="320x240")
     ap.add_argument("--preset", default="tiny")
-    ap.add_argument("--train-frames", type=int, default=24)
+    # the sets of benchmarks/model_accuracy.py (the same defaults), so that the two tables compare
+    ap.add_argument("--train-frames", type=int, default=100, help="normal training frames (5 per vehicle)")
+    ap.add_argument("--val", type=int, nargs=2, default=[12, 2], metavar=("NORMAL", "PER_TYPE"),
+                    help="validation frames: normal, and per defect type")
+    ap.add_argument("--test", type=int, nargs=2, default=[24, 4], metavar=("NORMAL", "PER_TYPE"),
+                    help="test frames: normal, and per defect type")
     ap.add_argument("--ssl-steps", type=int, default=200)
     ap.add_argument("--distill-steps", type=int, default=300)
     ap.add_argument("--models", nargs="+", choices=("patchcore", "efficientad-s"),
@@ -67,7 +72,9 @@ def main() -> None:
     variants = [v for v in VARIANTS if v[1] in args.models]
     w, h = (int(v) for v in args.size.split("x"))
     twin = DigitalTwin(TwinConfig(seed=0, width_px=w, height_px=h))
-    train, val, test = render_twin_splits(twin, TwinSetPlan(viewpoint=args.viewpoint, train_frames=args.train_frames))
+    train, val, test = render_twin_splits(twin, TwinSetPlan(
+        viewpoint=args.viewpoint, train_frames=args.train_frames, val_normal=args.val[0],
+        val_defects_per_type=args.val[1], test_normal=args.test[0], test_defects_per_type=args.test[1]))
     cfg = PreprocessConfig(template=True, roi=True, roi_margin_px=8, photometric=True)
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:

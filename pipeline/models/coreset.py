@@ -26,14 +26,20 @@ def greedy_coreset(features: torch.Tensor, n_select: int, projection_dim: int = 
         z = features @ proj.to(features)
     else:
         z = features
+    sq = (z * z).sum(1)
+
+    def dist2_to(c: int) -> torch.Tensor:  # ||z - z_c||² as one mat-vec: no (M, C) temporary per step
+        d: torch.Tensor = (sq - 2.0 * (z @ z[c]) + sq[c]).clamp_min_(0.0)
+        return d
+
     start = int(torch.randint(m, (1,), generator=g).item())
     selected = torch.empty(n_select, dtype=torch.long)
     selected[0] = start
-    min_d = ((z - z[start]) ** 2).sum(1)
+    min_d = dist2_to(start)
     for i in range(1, n_select):
         nxt = int(torch.argmax(min_d).item())
         selected[i] = nxt
-        min_d = torch.minimum(min_d, ((z - z[nxt]) ** 2).sum(1))
+        torch.minimum(min_d, dist2_to(nxt), out=min_d)
         if progress is not None and i % 256 == 0:
             progress(i, n_select)
     return selected

@@ -1,0 +1,43 @@
+"""The accuracy benchmarks run end to end, as docs/benchmarks.md shows them, on tiny sets.
+
+Their figures are measured by hand on full-size sets; these runs only keep the scripts working.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY_SETS = ("--size", "160x120", "--train-frames", "10", "--val", "2", "1", "--test", "3", "1")
+
+
+def _run(script: str, *args: str) -> str:
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout
+
+
+def test_model_accuracy_prints_the_papers_tables(tmp_path: Path) -> None:
+    out = _run("model_accuracy.py", "--models", "gaussian", "patchcore", "--seeds", "0", "1", "--viewpoints",
+               "centre", *TINY_SETS, "--json", str(tmp_path / "runs.json"), "--report", str(tmp_path / "report"))
+    for table in ("Table 4", "Table 6", "Table 8"):
+        assert table in out
+    assert "| patchcore † |" in out and "| gaussian |" in out
+    runs = json.loads((tmp_path / "runs.json").read_text())
+    assert len(runs) == 2 * 2 * 2  # models x seeds x (unmasked, masked)
+    assert all(0.0 <= r["pixel"]["auroc"] <= 1.0 and r["n_anomalous"] > 0 for r in runs)
+    assert len({r["n_images"] + r["n_rejected"] for r in runs}) == 1  # one test set for every model and seed
+    assert list((tmp_path / "report").rglob("*.png"))
+
+
+def test_backbone_study_compares_against_the_random_trunk(tmp_path: Path) -> None:
+    out = _run("backbone_study.py", "--models", "patchcore", "--seeds", "0", "--ssl-steps", "2", *TINY_SETS,
+               "--json", str(tmp_path / "rows.json"))
+    assert "| patchcore, random trunk |" in out and "| patchcore, SimCLR trunk |" in out
+    assert "1.00x | 1.00x |" in out  # the random trunk is the baseline of its own run
+    rows = json.loads((tmp_path / "rows.json").read_text())
+    assert [r["variant"] for r in rows] == ["patchcore, random trunk", "patchcore, SimCLR trunk"]
