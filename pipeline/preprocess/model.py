@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import cv2
 import numpy as np
@@ -54,7 +54,9 @@ class PreprocessedModel(InferenceModel):
     EfficientAD's max, MemSeg's top-k mean) and the map is restored (ROI masking or template alignment
     on), the same statistic of the restored map. The score then sees the ROI only, not the blacked-out
     input around it, whose constant response could otherwise be every normal frame's score. PatchCore
-    and SimpleNet keep the network's score (see ``ModelEntry.score_top_fraction``).
+    and SimpleNet keep the network's score (see ``ModelEntry.score_top_fraction``). ``"auto"`` derives
+    this rule; the artifact stores it (``preprocess.score_top_fraction``), and an artifact saved without
+    it keeps the network's score, on which its thresholds were fitted.
 
     Raises:
         FrameRejectedError: a frame's template match is below the threshold (filter with :meth:`preprocess`).
@@ -62,12 +64,16 @@ class PreprocessedModel(InferenceModel):
     """
 
     def __init__(self, inner: InferenceModel, preprocessor: Preprocessor,
-                 calibration: ScoreCalibration | None = None) -> None:
+                 calibration: ScoreCalibration | None = None,
+                 score_top_fraction: float | Literal["auto"] | None = "auto") -> None:
         super().__init__(inner.name, inner.input_size_wh, inner.runtime, calibration, inner.manifest)
         self.inner = inner.with_calibration(None) if inner.calibration is not None else inner
         self.preprocessor = preprocessor
-        restores = preprocessor.config.roi or preprocessor.config.template
-        self.score_top_fraction = api.score_top_fraction(self.inner) if restores else None
+        if score_top_fraction == "auto":  # the model's rule where the map is restored; else the network's score
+            restores = preprocessor.config.roi or preprocessor.config.template
+            score_top_fraction = api.score_top_fraction(self.inner) if restores else None
+        #: the image score's rule, saved with the artifact (None: the network's own score)
+        self.score_top_fraction: float | None = score_top_fraction
 
     def preprocess(self, frames: Any, roi: Mask | None = None) -> PreprocessedBatch:
         return self.preprocessor.apply(check_batch(frames), roi)
@@ -89,7 +95,7 @@ class PreprocessedModel(InferenceModel):
         return finish_prediction(scores, maps, self.calibration, timings)
 
     def with_calibration(self, calibration: ScoreCalibration | None) -> PreprocessedModel:
-        return PreprocessedModel(self.inner, self.preprocessor, calibration)
+        return PreprocessedModel(self.inner, self.preprocessor, calibration, self.score_top_fraction)
 
 
 def _drop_rejected(prepped: PreprocessedBatch, what: str) -> npt.NDArray[np.bool_]:
@@ -191,7 +197,8 @@ def save_preprocessed(model: PreprocessedModel, directory: str | Path,
     api.save(model.inner.with_calibration(model.calibration), d, parity_images)
     pre = model.preprocessor
     section: dict[str, Any] = {"config": pre.config.to_dict(),
-                               "frame_size_wh": list(pre.frame_size_wh) if pre.frame_size_wh else None}
+                               "frame_size_wh": list(pre.frame_size_wh) if pre.frame_size_wh else None,
+                               "score_top_fraction": model.score_top_fraction}
     for name, image in ((artifacts.TEMPLATE, None if pre.template is None else pre.template.image),
                         (artifacts.ROI_MASK, None if pre.roi_reference is None else
                          pre.roi_reference.astype(np.uint8) * 255)):
@@ -249,4 +256,9 @@ def load_preprocessed(directory: str | Path, runtime: str = "onnx", device: str 
         ConfigError: unknown runtime/device.
     """
     inner = api.load_model(directory, runtime, device, fp16, channels_last)
-    return PreprocessedModel(inner, preprocessor_from_manifest(directory, inner.manifest), inner.calibration)
+    fraction = (inner.manifest.get("preprocess") or {}).get("score_top_fraction")
+    if fraction is not None and not (isinstance(fraction, float | int) and 0.0 <= fraction <= 1.0):
+        raise ArtifactError(f"artifact {directory}: preprocess score_top_fraction {fraction!r} is not in [0, 1]")
+    # an artifact saved without the rule kept the network's score: its thresholds were fitted on that
+    return PreprocessedModel(inner, preprocessor_from_manifest(directory, inner.manifest), inner.calibration,
+                             None if fraction is None else float(fraction))

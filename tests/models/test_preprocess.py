@@ -14,6 +14,7 @@ import numpy.typing as npt
 import pytest
 
 from pipeline.models import ArtifactError, FitContext, TrainedModel, get_entry, make_config
+from pipeline.models.artifacts import write_manifest
 from pipeline.models.contract import top_fraction_scores
 from pipeline.preprocess import (
     FrameRejectedError,
@@ -168,10 +169,21 @@ def test_a_masked_score_sees_the_roi_only(tmp_path: Path) -> None:
     got = model.predict(frame, half[None])
     assert got.scores[0] == pytest.approx(got.maps[0].max()) == pytest.approx(got.maps[0][half].max())
     assert net.scores[0] > 2 * got.scores[0]  # the blacked-out seams, where the network saw beads in training
-    save_preprocessed(model, tmp_path)
+    manifest = save_preprocessed(model, tmp_path)
+    assert manifest["preprocess"]["score_top_fraction"] == 0.0
     served = load_preprocessed(tmp_path)
     assert served.score_top_fraction == 0.0
     assert served.predict(frame, half[None]).scores[0] == pytest.approx(got.scores[0], rel=1e-4)
+    # an artifact saved before the rule existed keeps the score its thresholds were fitted on
+    del manifest["preprocess"]["score_top_fraction"]
+    write_manifest(tmp_path, manifest)
+    old = load_preprocessed(tmp_path)
+    assert old.score_top_fraction is None
+    assert old.predict(frame, half[None]).scores[0] == pytest.approx(net.scores[0], rel=1e-4)
+    manifest["preprocess"]["score_top_fraction"] = 3
+    write_manifest(tmp_path, manifest)
+    with pytest.raises(ArtifactError, match="score_top_fraction"):
+        load_preprocessed(tmp_path)
     unmasked = train_preprocessed("gaussian", view.frames[:5], PreprocessConfig(), preset="tiny")
     assert unmasked.score_top_fraction is None  # no map to restore: the network's own score
     # the patch-feature models keep their own score; MemSeg's top_k is a fraction of the input's pixels
