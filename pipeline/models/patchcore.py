@@ -40,8 +40,8 @@ PRESETS = {
     "paper": PatchCoreConfig(),
     "tiny": PatchCoreConfig(input_size_wh=(160, 120), backbone="resnet18", embed_dim=None, coreset_ratio=0.1,
                             blur_sigma_px=2.0),
-    # the server's default camera (320x240) at native resolution with a light backbone: ~10 s to fit
-    # 24 frames on 2 CPU cores (640x480 input took ~400 s and localized no better)
+    # the server's default camera (320x240) at native resolution with a light backbone: ~35 s to fit
+    # 100 frames on 2 CPU cores (docs/benchmarks.md)
     "twin": PatchCoreConfig(input_size_wh=(320, 240), backbone="resnet18", embed_dim=None, coreset_ratio=0.1,
                             blur_sigma_px=2.0),
 }
