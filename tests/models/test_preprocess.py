@@ -169,6 +169,7 @@ def test_a_masked_score_sees_the_roi_only(tmp_path: Path) -> None:
     got = model.predict(frame, half[None])
     assert got.scores[0] == pytest.approx(got.maps[0].max()) == pytest.approx(got.maps[0][half].max())
     assert net.scores[0] > 2 * got.scores[0]  # the blacked-out seams, where the network saw beads in training
+    # the rule travels with the artifact
     manifest = save_preprocessed(model, tmp_path)
     assert manifest["preprocess"]["score_top_fraction"] == 0.0
     served = load_preprocessed(tmp_path)
@@ -184,10 +185,15 @@ def test_a_masked_score_sees_the_roi_only(tmp_path: Path) -> None:
     write_manifest(tmp_path, manifest)
     with pytest.raises(ArtifactError, match="score_top_fraction"):
         load_preprocessed(tmp_path)
-    unmasked = train_preprocessed("gaussian", view.frames[:5], PreprocessConfig(), preset="tiny")
+
+
+def test_which_models_take_their_score_from_the_map() -> None:
+    view = synthetic_view(2)
+    unmasked = train_preprocessed("gaussian", view.frames, PreprocessConfig(), preset="tiny")
     assert unmasked.score_top_fraction is None  # no map to restore: the network's own score
     # the patch-feature models keep their own score; MemSeg's top_k is a fraction of the input's pixels
     assert get_entry("patchcore").score_top_fraction is None and get_entry("simplenet").score_top_fraction is None
+    assert get_entry("efficientad-s").score_top_fraction is not None
     memseg = get_entry("memseg")
     assert memseg.score_top_fraction is not None
     assert memseg.score_top_fraction(make_config("memseg", "tiny", top_k=12, input_size_wh=(96, 72))) == 12 / 6912
