@@ -27,9 +27,12 @@ def test_model_accuracy_prints_the_papers_tables(tmp_path: Path) -> None:
     for table in ("Table 4", "Table 6", "Table 8"):
         assert table in out
     assert "| patchcore † |" in out and "| gaussian |" in out
+    assert "Image AUROC by defect type" in out and "| model | missing | misalignment |" in out
     runs = json.loads((tmp_path / "runs.json").read_text())
     assert len(runs) == 2 * 2 * 2  # models x seeds x (unmasked, masked)
     assert all(0.0 <= r["pixel"]["auroc"] <= 1.0 and r["n_anomalous"] > 0 for r in runs)
+    types = {"missing", "misalignment", "bifurcation", "narrowing", "hole"}
+    assert all(len(r["image_auroc_by_type"]) >= 3 and set(r["image_auroc_by_type"]) <= types for r in runs)
     assert len({r["n_images"] + r["n_rejected"] for r in runs}) == 1  # one test set for every model and seed
     assert list((tmp_path / "report").rglob("*.png"))
 

@@ -1,7 +1,7 @@
 """Every metric of the paper: image and pixel level, AUPRO, IoU-optimal operating point, size tertiles, stats."""
 
 from pipeline.metrics.aupro import aupro
-from pipeline.metrics.image import ImageMetrics, image_metrics
+from pipeline.metrics.image import ImageMetrics, auroc_by_type, image_metrics
 from pipeline.metrics.pixel import PixelMetrics, pixel_metrics
 from pipeline.metrics.sizes import SizeTertiles, fn_size_tertiles
 from pipeline.metrics.stats import MeanStd, PairedTest, benjamini_hochberg, mean_std, paired_tests
@@ -15,6 +15,7 @@ __all__ = [
     "PixelMetrics",
     "SizeTertiles",
     "aupro",
+    "auroc_by_type",
     "benjamini_hochberg",
     "best_f1_point",
     "best_iou_point",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,3 +38,20 @@ def image_metrics(labels: npt.ArrayLike, scores: npt.ArrayLike, threshold: float
     pt = point_at(y, s, threshold) if threshold is not None else best_f1_point(y, s)
     return ImageMetrics(float(roc_auc_score(y, s)), float(average_precision_score(y, s)), pt.precision, pt.recall,
                         pt.f1, pt.fp_share, pt)
+
+
+def auroc_by_type(types: Sequence[str], scores: npt.ArrayLike, normal: str = "good") -> dict[str, float]:
+    """Image AUROC of each defect type against all the normal images (``types[i] == normal``).
+
+    Which defects a model sees, e.g. whether a camera resolves a 5 mm hole. Types in order of first
+    appearance; empty when there are no normal images or no defects.
+    """
+    t = np.asarray(types, dtype=object).ravel()
+    s = np.asarray(scores, np.float64).ravel()
+    if len(t) != len(s):
+        raise ValueError(f"{len(t)} types and {len(s)} scores")
+    good = t == normal
+    if not good.any():
+        return {}
+    return {str(k): float(roc_auc_score(t[good | (t == k)] != normal, s[good | (t == k)]))
+            for k in dict.fromkeys(t[~good])}

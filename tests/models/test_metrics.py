@@ -9,6 +9,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 
 from pipeline.metrics import (
     aupro,
+    auroc_by_type,
     benjamini_hochberg,
     best_iou_point,
     fn_size_tertiles,
@@ -31,6 +32,20 @@ def test_image_metrics_match_scikit_learn_and_hand_counts() -> None:
     assert m.fp_share == 0.0  # FP / (FP + FN), Eq. (13)
     with pytest.raises(ValueError, match="both"):
         image_metrics(np.ones(3, bool), np.ones(3))
+
+
+def test_auroc_by_type_ranks_each_defect_type_against_the_normal_images() -> None:
+    types = ["good", "hole", "good", "missing", "hole", "good", "missing"]
+    s = np.array([0.2, 0.1, 0.5, 0.9, 0.6, 0.3, 0.4])
+    by = auroc_by_type(types, s)
+    assert list(by) == ["hole", "missing"]  # first appearance
+    # hole 0.1 beats no normal, 0.6 beats all three: 3 of 6 pairs; missing: 0.9 beats 3, 0.4 beats 2 of 3
+    assert by == {"hole": pytest.approx(3 / 6), "missing": pytest.approx(5 / 6)}
+    sel = [0, 2, 3, 5, 6]
+    assert by["missing"] == pytest.approx(roc_auc_score([t != "good" for t in np.take(types, sel)], s[sel]))
+    assert auroc_by_type(["hole", "hole"], [0.1, 0.2]) == {} and auroc_by_type(["good"], [0.1]) == {}
+    with pytest.raises(ValueError, match="2 types and 3 scores"):
+        auroc_by_type(["good", "hole"], [0.1, 0.2, 0.3])
 
 
 def test_iou_optimal_threshold_is_the_best_over_all_thresholds() -> None:

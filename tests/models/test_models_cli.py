@@ -71,10 +71,13 @@ def test_train_then_eval_a_masked_artifact(artifact: tuple[Path, dict[str, objec
     assert sum(tertiles["n"]) == ev["metrics"]["n_anomalous"] and 0 <= sum(tertiles["fn"]) <= sum(tertiles["n"])
     assert ev["preprocess"] == {"roi": True, "template": True, "photometric": False, "roi_source": "data"}
     assert ev["metrics"]["n_rejected"] == 0
+    assert list(ev["metrics"]["image_auroc_by_type"]) == ["missing"]  # the folder's one defect type
+    assert ev["metrics"]["image_auroc_by_type"]["missing"] == pytest.approx(ev["metrics"]["image"]["auroc"])
     assert ev["metrics"]["image"]["auroc"] == pytest.approx(result["metrics"]["image"]["auroc"], abs=1e-6)  # type: ignore[index]
     assert ev["metrics"]["pixel"]["auroc"] > 0.5
     out = capsys.readouterr().out
     assert "image AUROC" in out and "missed by defect size" in out and "figure heatmaps:" in out
+    assert "image AUROC by defect type: missing" in out
 
 
 def test_models_group_trains_unmasked_for_comparison(folder: Path, tmp_path: Path) -> None:

@@ -26,7 +26,7 @@ import numpy.typing as npt
 
 from pipeline.data.mvtec import AnomalySet, MvtecSplits, read_mvtec
 from pipeline.evaluation import Predictions, write_report
-from pipeline.metrics import fn_size_tertiles, image_metrics, pixel_metrics
+from pipeline.metrics import auroc_by_type, fn_size_tertiles, image_metrics, pixel_metrics
 from pipeline.metrics.sizes import area_ratio
 from pipeline.models import MODELS, FitContext, ModelError, TrainedModel
 from pipeline.models.backbones import BACKBONES
@@ -235,7 +235,8 @@ def evaluate(model: PreprocessedModel, test: AnomalySet, roi: npt.NDArray[np.boo
 
     Frames rejected by template matching are left out and counted under ``n_rejected``.
     ``fn_tertiles`` counts the missed anomalous images (at the image operating point) per size
-    tertile of the defect's area ratio (Eqs. 14-15). With ``report_dir``, the paper's figures
+    tertile of the defect's area ratio (Eqs. 14-15); ``image_auroc_by_type`` ranks each defect type
+    against the normal frames. With ``report_dir``, the paper's figures
     (ROC/PR curves, heatmap grid, misclassified samples) are written there too.
     """
     with progress_bar(len(test), "eval") as bar:
@@ -255,6 +256,9 @@ def evaluate(model: PreprocessedModel, test: AnomalySet, roi: npt.NDArray[np.boo
                            "image": {"auroc": img.auroc, "au_pr": img.au_pr, "precision": img.precision,
                                      "recall": img.recall, "f1": img.f1, "fp_share": img.fp_share,
                                      "threshold": img.point.threshold}}
+    types = tuple(t for t, k in zip(test.types, keep, strict=True) if k)
+    if by_type := auroc_by_type(types, s_all):
+        out["image_auroc_by_type"] = by_type
     missed = labels & (s_all < img.point.threshold)
     if labels.any():
         t = fn_size_tertiles(["test"] * int(labels.sum()), [area_ratio(m) for m in masks[labels]], missed[labels])[0]
@@ -267,7 +271,6 @@ def evaluate(model: PreprocessedModel, test: AnomalySet, roi: npt.NDArray[np.boo
                         "threshold": pix.point.threshold}
         if report_dir is not None:
             names = tuple(n for n, k in zip(test.names, keep, strict=True) if k)
-            types = tuple(t for t, k in zip(test.types, keep, strict=True) if k)
             pred = Predictions(test.images[keep], masks, labels, s_all, m_all, types, img.point.threshold,
                                pix.point.threshold, title, names)
             out["figures"] = write_report(pred, report_dir)
@@ -285,6 +288,9 @@ def _print_metrics(m: dict[str, Any]) -> None:
         t = m["fn_tertiles"]
         print("missed by defect size (small/medium/large area tertiles): "
               + ", ".join(f"{fn}/{n}" for fn, n in zip(t["fn"], t["n"], strict=True)))
+    if "image_auroc_by_type" in m:
+        print("image AUROC by defect type: "
+              + ", ".join(f"{t} {a:.3f}" for t, a in m["image_auroc_by_type"].items()))
     for name, path in m.get("figures", {}).items():
         print(f"figure {name}: {path}")
 
