@@ -2,8 +2,8 @@
 
 The scheduler publishes encoded messages here (on the loop, without blocking); each client's
 sender task drains its own outbox, so a stalled client only ever delays itself. The hub keeps
-the current pass, the full defect state, the active alerts, and the last pose and stats, which
-is what a client that (re)connects receives at once.
+the current pass, its last (full) heatmap, the full defect state, the active alerts, and the last
+pose and stats, which is what a client that (re)connects receives at once.
 """
 
 from __future__ import annotations
@@ -65,6 +65,8 @@ class Hub:
         out: list[Wire] = [(self.scene, 0)] if self.scene is not None else []
         if "passes" in channels and self.pass_start is not None:
             out.append((encode(self.pass_start), 0))
+        if "heatmap" in channels and "heatmap" in self._last:
+            out.append(self._last["heatmap"])
         if "defects" in channels and self.pass_start is not None:
             full = Defects(self.pass_start.vehicle_id, self.defects_ts_ns, "full",
                            tuple(self.defects[k] for k in sorted(self.defects)), (), self.next_seq())
@@ -84,6 +86,7 @@ class Hub:
             self.pass_start = msg
             self.defects = {}
             self.defects_ts_ns = msg.start_ts_ns
+            self._last.pop("heatmap", None)  # the last vehicle's
         elif isinstance(msg, Defects):
             if msg.mode == "full":
                 self.defects = {d.defect_id: d for d in msg.defects}
@@ -95,7 +98,7 @@ class Hub:
         elif isinstance(msg, Alert):
             self.alerts[f"{msg.scope}:{msg.key}"] = msg
         wire = data if data is not None else encode(msg)
-        if channel in ("pose", "stats"):
+        if channel in ("pose", "heatmap", "stats"):
             self._last[channel] = (wire, 0)
         for _, box in self.clients.values():
             box.put(channel, wire, capture_ts_ns)

@@ -14,7 +14,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from overlays.codec import decode, encode
-from overlays.messages import Defects, Feedback, Hello, Message, PassStart, Pose, Stats, Welcome
+from overlays.messages import Defects, Feedback, Heatmap, Hello, Message, PassStart, Pose, Stats, Welcome
 from pipeline.frames import FrameSet
 from pipeline.twin import DigitalTwin
 from xrserver.analyzer import Analysis, DiagnosticAnalyzer
@@ -120,6 +120,25 @@ async def test_stalled_client_does_not_delay_the_other(tmp_path: Any, tiny_twin:
     late = sorted(latencies_ms[20:])
     assert late[len(late) // 2] < scaled(500), f"median latency of the healthy client {late[len(late) // 2]:.0f} ms"
     assert fps > 5, f"the pipeline slowed to {fps:.1f} frame sets/s"
+
+
+async def test_a_client_joining_mid_pass_gets_the_last_heatmap(tmp_path: Any, tiny_twin: DigitalTwin) -> None:
+    analyzer = WideHeatmapAnalyzer()
+    analyzer.n_vertices = 1000
+    async with run_server(_config(tmp_path), [TwinSource.from_twin(tiny_twin, fps=10)], analyzer) as srv:
+        first = await _join(srv)
+        async with asyncio.timeout(scaled(20)):
+            while not isinstance(m := await _recv(first), Heatmap):
+                pass
+        late = await _join(srv, channels="heatmap,passes,defects")  # no pose or stats: nothing else interleaves
+        joined = [await _recv(late) for _ in range(4)]
+        await first.close()
+        await late.close()
+    assert [type(x) for x in joined] == [Welcome, PassStart, Heatmap, Defects]
+    hm, start = joined[2], joined[1]
+    assert isinstance(hm, Heatmap) and isinstance(start, PassStart)
+    assert hm.mode == "full" and hm.n_vertices == len(hm.values) == 1000 and hm.vehicle_id == start.vehicle_id
+    assert hm.capture_ts_ns >= m.capture_ts_ns  # the newest, not a stale one
 
 
 def _hello_with_int_role() -> bytes:
