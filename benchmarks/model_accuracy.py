@@ -84,7 +84,8 @@ def _cell(values: list[float]) -> str:
 
 def tables(runs: list[dict[str, Any]], models: list[str]) -> str:
     out: list[str] = []
-    groups = [(m, k) for k in (False, True) for m in models]
+    settings = sorted({r["masked"] for r in runs})  # unmasked, then masked (†), as far as they ran
+    groups = [(m, k) for k in settings for m in models]
 
     def pick(model: str, masked: bool) -> list[dict[str, Any]]:
         return [r for r in runs if r["model"] == model and r["masked"] == masked]
@@ -104,10 +105,10 @@ def tables(runs: list[dict[str, Any]], models: list[str]) -> str:
             "figure is an RTX 3090 at full size, for reference only)", "",
             "| model | s/image | / baseline (same run) | paper s/image |", "|---|---|---|---|"]
     paper = {"patchcore": 3.33, "memseg": 0.17, "efficientad-s": 0.09, "efficientad-m": 0.10, "simplenet": 0.26}
-    base_s = float(np.mean([r["s_per_image"] for r in pick("gaussian", False)] or [np.nan]))
+    base_s = float(np.mean([r["s_per_image"] for r in pick("gaussian", settings[0])] or [np.nan]))
     for m in models:
-        s = float(np.mean([r["s_per_image"] for r in pick(m, False)]))
-        out.append(f"| {m} | {s:.4f} | {s / base_s:.1f}x | {paper.get(m, '-')} |")
+        s = float(np.mean([r["s_per_image"] for r in pick(m, settings[0])]))
+        out.append(f"| {m}{label[settings[0]]} | {s:.4f} | {s / base_s:.1f}x | {paper.get(m, '-')} |")
     out += ["", "Against the trivial baseline (per-pixel Gaussian, same run, same mask setting)", "",
             "| model | pixel AUROC / baseline | AUPRO / baseline | beats baseline (pixel AUROC) |", "|---|---|---|---|"]
     for m, k in groups:
@@ -132,7 +133,7 @@ def tables(runs: list[dict[str, Any]], models: list[str]) -> str:
         out.append(f"| {m}{label[k]} | " + " | ".join(
             _cell([r["image_auroc_by_type"][t] for r in pick(m, k) if t in r["image_auroc_by_type"]]) for t in types)
             + " |")
-    for k in (False, True) if len({r["seed"] for r in runs}) >= 2 else ():
+    for k in settings if len({r["seed"] for r in runs}) >= 2 else ():
         per_model = {m: [r["pixel"]["auroc"] for r in sorted(pick(m, k), key=lambda r: r["seed"])] for m in models}
         out += ["", f"Paired t-tests of pixel AUROC over seeds{label[k]} (Benjamini-Hochberg FDR)", "",
                 "| a | b | mean a - b | t | p | p (BH) |", "|---|---|---|---|---|---|"]
@@ -159,6 +160,8 @@ def main() -> None:
                     help="validation frames: normal, and defects per type")
     ap.add_argument("--test", type=int, nargs=2, default=[24, 4], metavar=("NORMAL", "PER_TYPE"),
                     help="test frames: normal, and defects per type")
+    ap.add_argument("--masking", choices=("both", "off", "on"), default="both",
+                    help="ROI masks: unmasked and masked (†) runs, or only one of them")
     ap.add_argument("--template", action=argparse.BooleanOptionalAction, default=True)
     ap.add_argument("--photometric", action=argparse.BooleanOptionalAction, default=True)
     ap.add_argument("--models", nargs="+",
@@ -178,7 +181,7 @@ def main() -> None:
         test_defects_per_type=args.test[1], viewpoint=None if vp == "pass" else vp)) for vp in args.viewpoints}
     render_s = time.perf_counter() - t0
     runs: list[dict[str, Any]] = []
-    for masked in (False, True):
+    for masked in {"both": (False, True), "off": (False,), "on": (True,)}[args.masking]:
         for m in args.models:
             for seed in args.seeds:
                 for vp in args.viewpoints:

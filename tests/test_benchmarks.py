@@ -37,6 +37,12 @@ def test_model_accuracy_prints_the_papers_tables(tmp_path: Path) -> None:
     assert list((tmp_path / "report").rglob("*.png"))
 
 
+def test_model_accuracy_runs_one_mask_setting_alone() -> None:
+    out = _run("model_accuracy.py", "--models", "gaussian", "--seeds", "0", "--viewpoints", "centre", *TINY_SETS,
+               "--masking", "on")
+    assert "| gaussian † |" in out and "| gaussian |" not in out
+
+
 def test_backbone_study_compares_against_the_random_trunk(tmp_path: Path) -> None:
     out = _run("backbone_study.py", "--models", "patchcore", "--seeds", "0", "--ssl-steps", "2", *TINY_SETS,
                "--json", str(tmp_path / "rows.json"))
