@@ -69,9 +69,9 @@ def per_seed(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                for level in ("image", "pixel")}
         fn = np.sum([r["fn_tertiles"]["fn"] for r in rs], axis=0).tolist()
         n = np.sum([r["fn_tertiles"]["n"] for r in rs], axis=0).tolist()
-        types = dict.fromkeys(t for r in rs for t in r.get("image_auroc_by_type", {}))
-        by_type = {t: float(np.mean([r["image_auroc_by_type"][t] for r in rs if t in r["image_auroc_by_type"]]))
-                   for t in types}
+        per_vp = [r.get("image_auroc_by_type", {}) for r in rs]
+        types = dict.fromkeys(t for bt in per_vp for t in bt)
+        by_type = {t: float(np.mean([bt[t] for bt in per_vp if t in bt])) for t in types}
         out.append({"model": model, "masked": masked, "seed": seed, **avg, "fn_tertiles": {"fn": fn, "n": n},
                     "image_auroc_by_type": by_type, "s_per_image": float(np.mean([r["s_per_image"] for r in rs]))})
     return out
@@ -130,9 +130,8 @@ def tables(runs: list[dict[str, Any]], models: list[str]) -> str:
     out += ["", "Image AUROC by defect type (each type against the normal test frames, mean ± std over seeds)", "",
             "| model | " + " | ".join(types) + " |", "|---|" + "---|" * len(types)]
     for m, k in groups:
-        out.append(f"| {m}{label[k]} | " + " | ".join(
-            _cell([r["image_auroc_by_type"][t] for r in pick(m, k) if t in r["image_auroc_by_type"]]) for t in types)
-            + " |")
+        cells = ([r["image_auroc_by_type"][t] for r in pick(m, k) if t in r["image_auroc_by_type"]] for t in types)
+        out.append(f"| {m}{label[k]} | " + " | ".join(_cell(v) if v else "-" for v in cells) + " |")
     for k in settings if len({r["seed"] for r in runs}) >= 2 else ():
         per_model = {m: [r["pixel"]["auroc"] for r in sorted(pick(m, k), key=lambda r: r["seed"])] for m in models}
         out += ["", f"Paired t-tests of pixel AUROC over seeds{label[k]} (Benjamini-Hochberg FDR)", "",
