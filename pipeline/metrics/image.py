@@ -53,5 +53,8 @@ def auroc_by_type(types: Sequence[str], scores: npt.ArrayLike, normal: str = "go
     good = t == normal
     if not good.any():
         return {}
-    return {str(k): float(roc_auc_score(t[good | (t == k)] != normal, s[good | (t == k)]))
-            for k in dict.fromkeys(t[~good])}
+    out: dict[str, float] = {}
+    for k in dict.fromkeys(t[~good]):
+        sel = good | (t == k)
+        out[str(k)] = float(roc_auc_score(t[sel] != normal, s[sel]))
+    return out
