@@ -23,9 +23,12 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from calibration.camera import CameraModel
 from pipeline.data.mvtec import AnomalySet
 from pipeline.twin import DEFECT_TYPES, DefectType, DigitalTwin, VehicleScene
 from pipeline.twin.defects import sample_defect
+from pipeline.twin.render import project_vehicle_points
+from pipeline.twin.vehicle import DefectRegion
 
 log = logging.getLogger(__name__)
 #: travel range (m) in which the body fills the views (as the twin's exporter)
@@ -47,13 +50,17 @@ class TwinSetPlan:
     defect_types: tuple[DefectType, ...] = DEFECT_TYPES
     roi_margin_px: int = 6
     first_vehicle: int = 0
-    min_defect_px: int = 4
+    #: a defect is drawn again on the next vehicle unless its whole ground-truth region projects
+    #: inside the frame, at least this share of the frame's width away from its edges
+    edge_margin: float = 0.02
     viewpoint: str | None = None
     station_jitter_m: float = 0.01
 
     def __post_init__(self) -> None:
         if self.frames_per_train_vehicle < 1:
             raise ValueError(f"frames_per_train_vehicle must be >= 1, got {self.frames_per_train_vehicle}")
+        if not 0.0 <= self.edge_margin < 0.5:
+            raise ValueError(f"edge_margin must be within [0, 0.5), got {self.edge_margin}")
         if self.viewpoint is not None and self.viewpoint not in VIEWPOINT_X_M:
             raise ValueError(f"unknown viewpoint {self.viewpoint!r}; use one of {sorted(VIEWPOINT_X_M)} or None")
 
@@ -64,13 +71,27 @@ def _roi(seam_index: npt.NDArray[np.int16], margin_px: int) -> npt.NDArray[np.bo
     return np.asarray(cv2.dilate(m, k) > 0)
 
 
+def defect_in_view(camera: CameraModel, T_cell_vehicle: npt.NDArray[np.float64], region: DefectRegion,
+                   edge_margin: float) -> bool:
+    """Whether the defect's whole ground-truth region (its centreline widened by the region's radius)
+    lies in front of ``camera`` and inside its frame, ``edge_margin`` x the frame's width away from
+    the edges. Normalised to the frame, so the answer does not depend on the camera's resolution."""
+    uv, z = project_vehicle_points(camera, T_cell_vehicle, region.centers_m)
+    if not np.all(z > 0):
+        return False
+    radius_px = region.radius_m * float(camera.K[0, 0]) / float(z.min())
+    return bool(np.all(camera.in_image(uv, edge_margin * camera.width_px + radius_px)))
+
+
 def render_twin_splits(twin: DigitalTwin, plan: TwinSetPlan | None = None,
                        progress: Callable[[int], None] | None = None) -> tuple[AnomalySet, AnomalySet, AnomalySet]:
     """Render (train, validation, test) for ``plan.camera_id``. Train holds normal frames only; a split
     the plan gives no frames is empty.
 
-    A defect that covers fewer than ``min_defect_px`` pixels in the view is re-drawn on the next
-    vehicle (a test defect must be visible to be scored).
+    A defect that does not lie wholly in the view (:func:`defect_in_view`) is drawn again on the next
+    vehicle. The rule is geometric, not a pixel count, so the same plan draws the same vehicles and
+    defects at every frame size: results at two camera resolutions compare the same defects, and a
+    defect too small for a camera to resolve stays in its test set, as on a line.
     """
     plan = plan or TwinSetPlan()
     cam = plan.camera_id
@@ -121,11 +142,12 @@ def render_twin_splits(twin: DigitalTwin, plan: TwinSetPlan | None = None,
                 tries += 1
                 scene, s = scene_with(dtype)
                 vehicle += 1
+                tick(1)
+                if not defect_in_view(camera, twin.rig.conveyor.T_cell_vehicle(s), scene.regions[0],
+                                      plan.edge_margin):
+                    continue
                 smp = twin.render(scene, s, camera_ids=[cam])
                 t = smp.truth[cam]
-                tick(1)
-                if int(t.defect_mask.sum()) < plan.min_defect_px:
-                    continue
                 out.append((smp.frameset.frames[0].image, t.defect_mask, _roi(t.seam_index, plan.roi_margin_px),
                             dtype))
                 got += 1
