@@ -32,9 +32,11 @@ class ModelEntry:
     ``score_top_fraction(config)``: when the network's image score is a statistic of its map, the
     fraction of the map's pixels whose mean it is (0.0 = the map's maximum), so that the score can be
     taken again over a region of the map (the ROI, see :mod:`pipeline.preprocess.model`). None keeps
-    the network's own score: PatchCore's Eq. 4 reweighting is not a map statistic, and PatchCore and
-    SimpleNet score coarse feature cells whose receptive field spans the ROI's edge (their map, upsampled
-    and masked at pixel level, flattens the peak of a cell centred just outside the ROI).
+    the network's own score: SimpleNet scores coarse feature cells whose receptive field spans the ROI's
+    edge (its map, upsampled and masked at pixel level, flattens the peak of a cell centred just outside
+    the ROI). PatchCore's network score (the paper's Eq. 4 reweighting of the largest cell distance) is
+    not a map statistic either, but its restored map's maximum ranks images better on the twin at every
+    frame size (docs/benchmarks.md), so PatchCore takes the map's maximum where the map is restored.
     """
 
     name: str
@@ -64,7 +66,8 @@ MODELS: dict[str, ModelEntry] = {
     "gaussian": ModelEntry("gaussian", "1.0", gaussian.GaussianConfig, gaussian.PRESETS, gaussian.build,
                            gaussian.fit, "per-pixel colour Gaussian (trivial baseline)", _map_max),
     "patchcore": ModelEntry("patchcore", "1.0", patchcore.PatchCoreConfig, patchcore.PRESETS, patchcore.build,
-                            patchcore_fit.fit, "memory bank of layer2+3 patch features, greedy coreset"),
+                            patchcore_fit.fit, "memory bank of layer2+3 patch features, greedy coreset",
+                            _map_max),
     "efficientad-s": ModelEntry("efficientad-s", "1.0", efficientad.EfficientADConfig, _ead("small"),
                                 efficientad.build, efficientad_fit.fit, "PDN-S student-teacher + autoencoder",
                                 _map_max),

@@ -191,9 +191,11 @@ def test_which_models_take_their_score_from_the_map() -> None:
     view = synthetic_view(2)
     unmasked = train_preprocessed("gaussian", view.frames, PreprocessConfig(), preset="tiny")
     assert unmasked.score_top_fraction is None  # no map to restore: the network's own score
-    # the patch-feature models keep their own score; MemSeg's top_k is a fraction of the input's pixels
-    assert get_entry("patchcore").score_top_fraction is None and get_entry("simplenet").score_top_fraction is None
+    # SimpleNet keeps its own score; MemSeg's top_k is a fraction of the input's pixels
+    assert get_entry("simplenet").score_top_fraction is None
     assert get_entry("efficientad-s").score_top_fraction is not None
+    patchcore_rule = get_entry("patchcore").score_top_fraction
+    assert patchcore_rule is not None and patchcore_rule(make_config("patchcore", "tiny")) == 0.0  # the map's max
     memseg = get_entry("memseg")
     assert memseg.score_top_fraction is not None
     assert memseg.score_top_fraction(make_config("memseg", "tiny", top_k=12, input_size_wh=(96, 72))) == 12 / 6912
@@ -232,6 +234,7 @@ def test_masked_patchcore_zeroes_maps_outside_the_roi_after_a_round_trip(
     model, d, view = masked
     manifest = json.loads((d / "manifest.json").read_text())
     assert manifest["preprocess"]["config"]["roi"] and manifest["preprocess"]["config"]["template"]
+    assert manifest["preprocess"]["score_top_fraction"] == 0.0
     assert {"template.png", "roi.png"} <= set(manifest["files"])
     frames = np.stack([view.frames[7], translate(view.frames[7], (3, 2))])
     ref = model.predict(frames)
@@ -248,6 +251,7 @@ def test_masked_patchcore_zeroes_maps_outside_the_roi_after_a_round_trip(
         outside = ~translate(roi_ref, (int(batch.offsets_xy[i, 0]), int(batch.offsets_xy[i, 1])))
         assert outside.any() and not got.maps[i][outside].any()  # zero outside the ROI, in frame coordinates
         assert got.maps[i][~outside].max() > 0
+    np.testing.assert_allclose(got.scores, got.maps.reshape(2, -1).max(axis=1), rtol=1e-6)  # the ROI's maximum
     # without preprocessing the same network scores the background too
     unmasked = served.inner.predict(frames)
     assert unmasked.maps[0][~roi_ref].max() > 0
