@@ -9,8 +9,10 @@ Two layouts, both with disjoint vehicles per split:
 * the whole pass (``viewpoint=None``): normal frames at random travel, defect frames centred on the
   defect. What a served model sees, and a much harder task for the memory-bank models.
 
-Each image also gets an ROI mask: the seam pixels of that view dilated by ``roi_margin_px`` (the ROI
-is known exactly in the twin; for real images use :mod:`pipeline.preprocess`).
+Each image also gets an ROI mask: the pixels of the vehicle's nominal seams in that view (as laid
+without defects, at the frame's travel) dilated by ``roi_margin_px``. The ROI is known exactly in the
+twin; for real images use :mod:`pipeline.preprocess`. It never follows the defect: a missing bead's
+gap stays inside it, and a misaligned bead may leave it, as on a line.
 """
 
 from __future__ import annotations
@@ -65,10 +67,9 @@ class TwinSetPlan:
             raise ValueError(f"unknown viewpoint {self.viewpoint!r}; use one of {sorted(VIEWPOINT_X_M)} or None")
 
 
-def _roi(seam_index: npt.NDArray[np.int16], margin_px: int) -> npt.NDArray[np.bool_]:
-    m = (seam_index >= 0).astype(np.uint8)
+def _roi(seam_pixels: npt.NDArray[np.bool_], margin_px: int) -> npt.NDArray[np.bool_]:
     k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * margin_px + 1, 2 * margin_px + 1))
-    return np.asarray(cv2.dilate(m, k) > 0)
+    return np.asarray(cv2.dilate(seam_pixels.astype(np.uint8), k) > 0)
 
 
 def defect_in_view(camera: CameraModel, T_cell_vehicle: npt.NDArray[np.float64], region: DefectRegion,
@@ -127,7 +128,7 @@ def render_twin_splits(twin: DigitalTwin, plan: TwinSetPlan | None = None,
             for _ in range(min(frames_per_vehicle, n - len(out))):
                 smp = twin.render(scene, travel(), camera_ids=[cam])
                 t = smp.truth[cam]
-                out.append((smp.frameset.frames[0].image, t.defect_mask, _roi(t.seam_index, plan.roi_margin_px),
+                out.append((smp.frameset.frames[0].image, t.defect_mask, _roi(t.seam_index >= 0, plan.roi_margin_px),
                             "good"))
                 tick(1)
             vehicle += 1
@@ -147,9 +148,8 @@ def render_twin_splits(twin: DigitalTwin, plan: TwinSetPlan | None = None,
                                       plan.edge_margin):
                     continue
                 smp = twin.render(scene, s, camera_ids=[cam])
-                t = smp.truth[cam]
-                out.append((smp.frameset.frames[0].image, t.defect_mask, _roi(t.seam_index, plan.roi_margin_px),
-                            dtype))
+                roi = _roi(twin.nominal_seam_pixels(scene, s, cam), plan.roi_margin_px)
+                out.append((smp.frameset.frames[0].image, smp.truth[cam].defect_mask, roi, dtype))
                 got += 1
         return out
 
@@ -161,7 +161,7 @@ def render_twin_splits(twin: DigitalTwin, plan: TwinSetPlan | None = None,
         types = tuple(r[3] for r in rows)
         return AnomalySet(np.stack([r[0] for r in rows]), np.stack([r[1] for r in rows]),
                           np.array([t != "good" for t in types]), types, tuple(f"{i:04d}" for i in range(len(rows))),
-                          np.stack([r[2] | r[1] for r in rows]))
+                          np.stack([r[2] for r in rows]))
 
     train = pack(normal(plan.train_frames, plan.frames_per_train_vehicle))
     val = pack(normal(plan.val_normal, 1) + defects(plan.val_defects_per_type))

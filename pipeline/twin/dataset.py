@@ -9,7 +9,8 @@ Layout (``<root>/<camera_id>/...``)::
     test/good/*.png
     test/<type>/*.png
     ground_truth/<type>/<stem>_mask.png           (standard MVTec AD names for the test split)
-    roi/<split>/<type>/<stem>.png                 the view's seam pixels (ROI before its margin)
+    roi/<split>/<type>/<stem>.png                 the view's nominal seam pixels (ROI before its margin):
+                                                  the seams as laid without the frame's defect
 
 Beside the categories: ``metadata.json`` (every image with its vehicle, conveyor travel,
 ``T_cell_vehicle`` and defects), ``rig.yaml`` and ``underbody.yaml`` + ``underbody.ply``.
@@ -91,9 +92,9 @@ def _write_png(path: Path, rgb_or_gray: np.ndarray[Any, Any]) -> None:
         raise OSError(f"cannot write {path}")
 
 
-def _write_seams(path: Path, sample: TwinSample, cam: str) -> None:
-    """The view's seam pixels (the ROI before its margin) from the render's ground truth."""
-    _write_png(path, (sample.truth[cam].seam_index >= 0).astype(np.uint8) * 255)
+def _write_seams(path: Path, seam_pixels: np.ndarray[Any, Any]) -> None:
+    """The view's nominal seam pixels (the ROI before its margin)."""
+    _write_png(path, seam_pixels.astype(np.uint8) * 255)
 
 
 def export_mvtec(
@@ -135,7 +136,8 @@ def export_mvtec(
                 stem = f"{scene.spec.vehicle_id}_s{round(s * 1000):+05d}"
                 for f in sample.frameset.frames:
                     _write_png(out / f.camera_id / split / "good" / f"{stem}.png", f.image)
-                    _write_seams(out / f.camera_id / "roi" / split / "good" / f"{stem}.png", sample, f.camera_id)
+                    _write_seams(out / f.camera_id / "roi" / split / "good" / f"{stem}.png",
+                                 sample.truth[f.camera_id].seam_index >= 0)
                     record(sample, f.camera_id, split, "good", stem, 0)
                 tick(1)
             next_index += 1
@@ -159,7 +161,8 @@ def export_mvtec(
                     stem = f"{scene.spec.vehicle_id}_s{round(s * 1000):+05d}"
                     _write_png(out / cam / split / dtype / f"{stem}.png", sample.frameset.frames[0].image)
                     _write_png(out / cam / gt_dir / dtype / f"{stem}_mask.png", mask.astype(np.uint8) * 255)
-                    _write_seams(out / cam / "roi" / split / dtype / f"{stem}.png", sample, cam)
+                    _write_seams(out / cam / "roi" / split / dtype / f"{stem}.png",
+                                 twin.nominal_seam_pixels(scene, s, cam))
                     summary.masks += 1
                     record(sample, cam, split, dtype, stem, int(mask.sum()))
                 next_index += 1

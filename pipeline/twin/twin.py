@@ -158,6 +158,14 @@ class DigitalTwin:
         fs = FrameSet(seq, capture_ts_ns, tuple(frames), T_cell_vehicle, scene.spec.vehicle_id)
         return TwinSample(fs, scene.spec, float(s_m), truth)
 
+    def nominal_seam_pixels(self, scene: VehicleScene, s_m: float, camera_id: str) -> npt.NDArray[np.bool_]:
+        """The pixels of ``camera_id`` that show the vehicle's seams as laid nominally (``scene``'s vehicle
+        without its defects) at conveyor travel ``s_m``: the region of interest a line knows from the
+        seam plan, not from the frame. A defective frame's own seam pixels lack a missing bead and
+        follow a misaligned one, so an ROI drawn from them would carry the ground truth."""
+        nominal = self.scene(scene.spec.with_defects([])) if scene.spec.defects else scene
+        return np.asarray(self.render(nominal, s_m, camera_ids=[camera_id]).truth[camera_id].seam_index >= 0)
+
     def stream(
         self, fps: float = 10.0, n_vehicles: int | None = None, start_ts_ns: int = 0, first_vehicle: int = 0,
         camera_ids: Sequence[str] | None = None,

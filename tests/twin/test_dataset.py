@@ -107,3 +107,33 @@ def test_a_plan_may_ask_for_training_frames_only(small_twin: DigitalTwin) -> Non
     assert val.images.shape[1:] == train.images.shape[1:] and test.masks.shape[1:] == train.masks.shape[1:]
     with pytest.raises(ValueError, match="frames_per_train_vehicle"):
         TwinSetPlan(frames_per_train_vehicle=0)
+
+
+def test_the_roi_comes_from_the_nominal_seams_not_from_the_defect(small_twin: DigitalTwin) -> None:
+    """A line knows its ROI from the seam plan. A defective frame's own seam pixels lack a missing bead
+    and follow a misaligned one, so an ROI drawn from them would hand the ground truth to a masked model."""
+    from pipeline.data.twinset import TwinSetPlan, render_twin_splits
+
+    cam = "lower"
+    for dtype in ("missing", "misalignment"):
+        scene = small_twin.vehicle(3, defect_types=[dtype])
+        s = small_twin.s_centering(cam, scene.regions[0].centroid_m)
+        truth = small_twin.render(scene, s, camera_ids=[cam]).truth[cam]
+        own, gt = truth.seam_index >= 0, truth.defect_mask
+        nominal = small_twin.nominal_seam_pixels(scene, s, cam)
+        assert gt.any()
+        if dtype == "missing":  # the gap is where the nominal bead lies, and the frame shows no bead there
+            assert (nominal & gt).sum() > 2 * (own & gt).sum()
+        else:  # the displaced bead lies partly off its nominal seam
+            assert (own & gt & ~nominal).any()
+    normal = small_twin.vehicle(4, defect_types=[])
+    s = small_twin.s_centering(cam, np.zeros(3))
+    assert np.array_equal(small_twin.nominal_seam_pixels(normal, s, cam),
+                          small_twin.render(normal, s, camera_ids=[cam]).truth[cam].seam_index >= 0)
+
+    # the sets carry that ROI: with no margin, a misaligned bead's ground truth reaches outside it
+    plan = TwinSetPlan(viewpoint="centre", train_frames=1, val_normal=0, val_defects_per_type=0, test_normal=0,
+                       test_defects_per_type=2, defect_types=("misalignment",), roi_margin_px=0)
+    _, _, test = render_twin_splits(small_twin, plan)
+    assert test.roi is not None
+    assert all((m & ~r).any() for m, r in zip(test.masks, test.roi, strict=True))
