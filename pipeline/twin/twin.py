@@ -89,7 +89,7 @@ class DigitalTwin:
         self.seams: tuple[Seam, ...] = build_seams()
         self.panel = surface.build_panel(c.panel_step_m, seed=c.seed)
         self._renderers = {cam.camera_id: CameraRenderer(cam) for cam in self.rig.cameras}
-        self._scenes: OrderedDict[tuple[int, tuple[str, ...]], VehicleScene] = OrderedDict()
+        self._scenes: OrderedDict[VehicleSpec, VehicleScene] = OrderedDict()
 
     # --- model ----------------------------------------------------------------------------
     @cached_property
@@ -114,7 +114,7 @@ class DigitalTwin:
         return self.scene(self.vehicle_spec(index, defect_types))
 
     def scene(self, spec: VehicleSpec) -> VehicleScene:
-        key = (spec.index, tuple(f"{d}" for d in spec.defects))
+        key = spec  # the whole spec: a vehicle's colours and lighting depend on the defects it was drawn with
         if key in self._scenes:
             self._scenes.move_to_end(key)
             return self._scenes[key]

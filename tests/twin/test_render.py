@@ -147,3 +147,13 @@ def test_defect_ground_truth_on_the_mesh(small_twin: DigitalTwin) -> None:
         reach = region.spec.length_m / 2 + 0.002 + region.radius_m + 1e-3
         assert np.linalg.norm(inside - region.centroid_m, axis=1).max() <= reach
     assert (truth == -1).mean() > 0.99
+
+
+def test_the_scene_cache_tells_apart_vehicles_that_differ_beyond_their_defects(small_twin: DigitalTwin) -> None:
+    """A vehicle drawn with a defect has other colours than the same index drawn without; its defect-free
+    twin (``with_defects([])``) must render as itself, not as whichever scene the cache met first."""
+    plain = small_twin.vehicle(7, defect_types=[]).spec
+    twin_of_defective = small_twin.vehicle(7, defect_types=["hole"]).spec.with_defects([])
+    assert twin_of_defective.index == plain.index and twin_of_defective.sealant_rgb != plain.sealant_rgb
+    assert small_twin.scene(twin_of_defective).spec == twin_of_defective
+    assert small_twin.scene(plain).spec == plain
