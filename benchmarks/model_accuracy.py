@@ -42,7 +42,8 @@ PIXEL = ("auroc", "au_pr", "aupro_0.3", "iou", "precision", "recall", "f1", "fp_
 def run_one(name: str, args: argparse.Namespace, seed: int, masked: bool, viewpoint: str, sets: Any,
             overrides: dict[str, Any]) -> dict[str, Any]:
     train, val, test = sets
-    cfg = PreprocessConfig(template=args.template, roi=masked, roi_margin_px=8, photometric=args.photometric)
+    cfg = PreprocessConfig(template=args.template, roi=masked, roi_margin_px=args.roi_margin,
+                           photometric=args.photometric)
     t0 = time.perf_counter()
     model = train_preprocessed(name, train.images, cfg, roi=train.roi if masked else None, preset=args.preset,
                                ctx=FitContext(seed=seed), **overrides)
@@ -161,6 +162,9 @@ def main() -> None:
                     help="test frames: normal, and defects per type")
     ap.add_argument("--masking", choices=("both", "off", "on"), default="both",
                     help="ROI masks: unmasked and masked (†) runs, or only one of them")
+    ap.add_argument("--roi-margin", type=int, default=None, metavar="PX",
+                    help="ROI margin around the seams (default: 8 px per 640 px of frame width, about 22 mm "
+                         "at the underbody, so that every frame size masks the same area)")
     ap.add_argument("--template", action=argparse.BooleanOptionalAction, default=True)
     ap.add_argument("--photometric", action=argparse.BooleanOptionalAction, default=True)
     ap.add_argument("--models", nargs="+",
@@ -171,6 +175,8 @@ def main() -> None:
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
     w, h = (int(v) for v in args.size.split("x"))
+    if args.roi_margin is None:
+        args.roi_margin = max(1, round(8 * w / 640))
     overrides = {"input_size_wh": tuple(int(v) for v in args.input_size.split("x"))} if args.input_size else {}
     t0 = time.perf_counter()
     twin = DigitalTwin(TwinConfig(seed=0, width_px=w, height_px=h))
@@ -192,7 +198,8 @@ def main() -> None:
           f"({args.frames_per_vehicle} per vehicle), {len(val)} validation and "
           f"{len(test)} test frames per viewpoint ({int(test.labels.sum())} with defects of all five types); "
           f"preset {args.preset}{' input ' + args.input_size if args.input_size else ''}; template "
-          f"{'on' if args.template else 'off'}, photometric {'on' if args.photometric else 'off'}; seeds {args.seeds}; "
+          f"{'on' if args.template else 'off'}, photometric {'on' if args.photometric else 'off'}; ROI margin "
+          f"{args.roi_margin} px; seeds {args.seeds}; "
           f"{platform.machine()}, {os.cpu_count()} cores, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
           f"rendering {render_s:.0f} s, total {time.perf_counter() - t0:.0f} s")
     print()
