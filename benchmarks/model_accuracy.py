@@ -163,8 +163,8 @@ def main() -> None:
     ap.add_argument("--masking", choices=("both", "off", "on"), default="both",
                     help="ROI masks: unmasked and masked (†) runs, or only one of them")
     ap.add_argument("--roi-margin", type=int, default=None, metavar="PX",
-                    help="ROI margin around the seams (default: 8 px per 640 px of frame width, about 22 mm "
-                         "at the underbody, so that every frame size masks the same area)")
+                    help="ROI margin around the nominal seams (default: 6 px per 640 px of frame width, about "
+                         "16 mm at the underbody, so that every frame size masks the same area)")
     ap.add_argument("--template", action=argparse.BooleanOptionalAction, default=True)
     ap.add_argument("--photometric", action=argparse.BooleanOptionalAction, default=True)
     ap.add_argument("--models", nargs="+",
@@ -176,14 +176,15 @@ def main() -> None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
     w, h = (int(v) for v in args.size.split("x"))
     if args.roi_margin is None:
-        args.roi_margin = max(1, round(8 * w / 640))
+        args.roi_margin = max(1, round(6 * w / 640))
     overrides = {"input_size_wh": tuple(int(v) for v in args.input_size.split("x"))} if args.input_size else {}
     t0 = time.perf_counter()
     twin = DigitalTwin(TwinConfig(seed=0, width_px=w, height_px=h))
     data = {vp: render_twin_splits(twin, TwinSetPlan(
         camera_id=args.camera, train_frames=args.train_frames, frames_per_train_vehicle=args.frames_per_vehicle,
         val_normal=args.val[0], val_defects_per_type=args.val[1], test_normal=args.test[0],
-        test_defects_per_type=args.test[1], viewpoint=None if vp == "pass" else vp)) for vp in args.viewpoints}
+        test_defects_per_type=args.test[1], roi_margin_px=args.roi_margin, viewpoint=None if vp == "pass" else vp))
+        for vp in args.viewpoints}
     render_s = time.perf_counter() - t0
     runs: list[dict[str, Any]] = []
     for masked in {"both": (False, True), "off": (False,), "on": (True,)}[args.masking]:
