@@ -21,12 +21,12 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 import numpy.typing as npt
 
 from calibration.camera import CameraModel
 from pipeline.data.mvtec import AnomalySet
+from pipeline.preprocess.roi import roi_mask
 from pipeline.twin import DEFECT_TYPES, DefectType, DigitalTwin, VehicleScene
 from pipeline.twin.defects import sample_defect
 from pipeline.twin.render import project_vehicle_points
@@ -68,8 +68,7 @@ class TwinSetPlan:
 
 
 def _roi(seam_pixels: npt.NDArray[np.bool_], margin_px: int) -> npt.NDArray[np.bool_]:
-    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * margin_px + 1, 2 * margin_px + 1))
-    return np.asarray(cv2.dilate(seam_pixels.astype(np.uint8), k) > 0)
+    return roi_mask(seam_pixels, margin_px) if seam_pixels.any() else seam_pixels  # a view may show no seam
 
 
 def defect_in_view(camera: CameraModel, T_cell_vehicle: npt.NDArray[np.float64], region: DefectRegion,
