@@ -31,7 +31,13 @@ import numpy as np
 from pipeline.data.twinset import TwinSetPlan, render_twin_splits
 from pipeline.metrics import mean_std, paired_tests
 from pipeline.models.training import FitContext
-from pipeline.preprocess import PreprocessConfig, calibrate_preprocessed, predict_dataset, train_preprocessed
+from pipeline.preprocess import (
+    PreprocessConfig,
+    calibrate_preprocessed,
+    predict_dataset,
+    train_preprocessed,
+    widen_each,
+)
 from pipeline.twin import DigitalTwin, TwinConfig
 from xrserver.commands.models import evaluate
 
@@ -44,18 +50,22 @@ def run_one(name: str, args: argparse.Namespace, seed: int, masked: bool, viewpo
     train, val, test = sets
     cfg = PreprocessConfig(template=args.template, roi=masked, roi_margin_px=args.roi_margin,
                            photometric=args.photometric)
+
+    def rois(s: Any) -> Any:  # per-frame ROIs (``--roi-source frame``), else None: the reference ROI, as served
+        return widen_each(s.roi, args.roi_margin) if masked and args.roi_source == "frame" else None
+
     t0 = time.perf_counter()
-    model = train_preprocessed(name, train.images, cfg, roi=train.roi if masked else None, preset=args.preset,
-                               ctx=FitContext(seed=seed), **overrides)
-    model = calibrate_preprocessed(model, val.images, val.masks, roi=val.roi if masked else None)
+    model = train_preprocessed(name, train.images, cfg, roi=rois(train), preset=args.preset,
+                               ctx=FitContext(seed=seed), seam_mask=train.roi[0] if masked else None, **overrides)
+    model = calibrate_preprocessed(model, val.images, val.masks, roi=rois(val))
     fit_s = time.perf_counter() - t0
     t1 = time.perf_counter()
-    predict_dataset(model, test.images, test.roi if masked else None, batch_size=1)
+    predict_dataset(model, test.images, rois(test), batch_size=1)
     s_per_image = (time.perf_counter() - t1) / len(test)
     label = f"{name}{' †' if masked else ''} ({viewpoint}, seed {seed})"
     report = args.report / f"{name}{'-masked' if masked else ''}-{viewpoint}" if args.report and seed == args.seeds[0] \
         else None
-    metrics = evaluate(model, test, test.roi if masked else None, report, label)
+    metrics = evaluate(model, test, rois(test), report, label)
     return {"model": name, "seed": seed, "masked": masked, "viewpoint": viewpoint, "fit_s": fit_s,
             "s_per_image": s_per_image, **metrics}
 
@@ -165,6 +175,9 @@ def main() -> None:
     ap.add_argument("--roi-margin", type=int, default=None, metavar="PX",
                     help="ROI margin around the nominal seams (default: 6 px per 640 px of frame width, about "
                          "16 mm at the underbody, so that every frame size masks the same area)")
+    ap.add_argument("--roi-source", choices=("reference", "frame"), default="reference",
+                    help="masked runs: the reference frame's seams moved with the template match (the paper's "
+                         "mask, and what a served model uses), or each frame's own nominal seams")
     ap.add_argument("--template", action=argparse.BooleanOptionalAction, default=True)
     ap.add_argument("--photometric", action=argparse.BooleanOptionalAction, default=True)
     ap.add_argument("--models", nargs="+",
@@ -183,7 +196,7 @@ def main() -> None:
     data = {vp: render_twin_splits(twin, TwinSetPlan(
         camera_id=args.camera, train_frames=args.train_frames, frames_per_train_vehicle=args.frames_per_vehicle,
         val_normal=args.val[0], val_defects_per_type=args.val[1], test_normal=args.test[0],
-        test_defects_per_type=args.test[1], roi_margin_px=args.roi_margin, viewpoint=None if vp == "pass" else vp))
+        test_defects_per_type=args.test[1], roi_margin_px=0, viewpoint=None if vp == "pass" else vp))
         for vp in args.viewpoints}
     render_s = time.perf_counter() - t0
     runs: list[dict[str, Any]] = []
@@ -199,8 +212,8 @@ def main() -> None:
           f"({args.frames_per_vehicle} per vehicle), {len(val)} validation and "
           f"{len(test)} test frames per viewpoint ({int(test.labels.sum())} with defects of all five types); "
           f"preset {args.preset}{' input ' + args.input_size if args.input_size else ''}; template "
-          f"{'on' if args.template else 'off'}, photometric {'on' if args.photometric else 'off'}; ROI margin "
-          f"{args.roi_margin} px; seeds {args.seeds}; "
+          f"{'on' if args.template else 'off'}, photometric {'on' if args.photometric else 'off'}; "
+          f"ROI {args.roi_source} seams + {args.roi_margin} px; seeds {args.seeds}; "
           f"{platform.machine()}, {os.cpu_count()} cores, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
           f"rendering {render_s:.0f} s, total {time.perf_counter() - t0:.0f} s")
     print()

@@ -12,7 +12,7 @@ from pipeline.preprocess.model import (
     train_preprocessed,
 )
 from pipeline.preprocess.preprocessor import PreprocessConfig, PreprocessedBatch, Preprocessor
-from pipeline.preprocess.roi import roi_from_polylines, roi_mask, translate
+from pipeline.preprocess.roi import roi_from_polylines, roi_mask, translate, widen_each
 from pipeline.preprocess.template import TemplateMatch, ViewTemplate, cut_template, match_template
 
 __all__ = [
@@ -35,4 +35,5 @@ __all__ = [
     "save_preprocessed",
     "train_preprocessed",
     "translate",
+    "widen_each",
 ]

@@ -43,6 +43,15 @@ def roi_mask(seam_mask: npt.ArrayLike, margin_px: int) -> Mask:
     return np.asarray(cv2.dilate(seams, k) > 0)
 
 
+def widen_each(seam_masks: npt.ArrayLike, margin_px: int) -> Mask:
+    """Per-frame seam masks (N, H, W) each widened into its ROI by :func:`roi_mask`; a frame that shows
+    no seam keeps its empty mask."""
+    masks = np.asarray(seam_masks, bool)
+    if masks.ndim != 3:
+        raise PreprocessError(f"per-frame seam masks are (N, H, W), got shape {masks.shape}")
+    return np.stack([roi_mask(m, margin_px) if m.any() else m for m in masks]) if len(masks) else masks
+
+
 def roi_from_polylines(shape_hw: tuple[int, int], polylines: Sequence[npt.ArrayLike], bead_width_px: float,
                        margin_px: int) -> Mask:
     """ROI from seam polylines, each (K, 2) pixel (x, y), drawn ``bead_width_px`` wide, then widened by

@@ -69,7 +69,9 @@ def test_train_then_eval_a_masked_artifact(artifact: tuple[Path, dict[str, objec
         assert png is not None and png.shape[0] > 200 and png.shape[1] > 600 and png.std() > 10
     tertiles = ev["metrics"]["fn_tertiles"]
     assert sum(tertiles["n"]) == ev["metrics"]["n_anomalous"] and 0 <= sum(tertiles["fn"]) <= sum(tertiles["n"])
-    assert ev["preprocess"] == {"roi": True, "template": True, "photometric": False, "roi_source": "data"}
+    # with template matching the ROI is the reference frame's, moved with the match, as a served model masks
+    assert ev["preprocess"] == {"roi": True, "template": True, "photometric": False, "roi_source": "reference"}
+    assert result["roi_source"] == "reference"
     assert ev["metrics"]["n_rejected"] == 0
     assert list(ev["metrics"]["image_auroc_by_type"]) == ["missing"]  # the folder's one defect type
     assert ev["metrics"]["image_auroc_by_type"]["missing"] == pytest.approx(ev["metrics"]["image"]["auroc"])
@@ -78,6 +80,11 @@ def test_train_then_eval_a_masked_artifact(artifact: tuple[Path, dict[str, objec
     out = capsys.readouterr().out
     assert "image AUROC" in out and "missed by defect size" in out and "figure heatmaps:" in out
     assert "image AUROC by defect type: missing" in out
+    # each frame's own masks from roi/, on request
+    assert main(["eval", "--artifact", str(art), "--data", str(folder), "--roi-source", "frame",
+                 "--json", str(tmp_path / "frame.json")]) == 0
+    own = json.loads((tmp_path / "frame.json").read_text())
+    assert own["preprocess"]["roi_source"] == "frame" and own["metrics"]["n_images"] == ev["metrics"]["n_images"]
 
 
 def test_models_group_trains_unmasked_for_comparison(folder: Path, tmp_path: Path) -> None:

@@ -38,9 +38,9 @@ from pipeline.preprocess import (
     calibrate_preprocessed,
     load_preprocessed,
     predict_dataset,
-    roi_mask,
     save_preprocessed,
     train_preprocessed,
+    widen_each,
 )
 from xrserver.commands.common import (
     add_json_arg,
@@ -53,6 +53,8 @@ from xrserver.commands.common import (
 from xrserver.errors import CliError
 
 log = logging.getLogger(__name__)
+#: where the ROI of masked runs comes from (``--roi-source``)
+ROI_SOURCES = ("reference", "frame")
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -95,6 +97,11 @@ def _add_preprocess_switches(p: argparse.ArgumentParser, *, train: bool) -> None
     g.add_argument("--photometric", action=argparse.BooleanOptionalAction, default=None,
                    help="standardise each frame's colour channels first (paint, light, exposure); default off"
                    if train else "the photometric step as trained (default) or --no-photometric to skip it")
+    g.add_argument("--roi-source", choices=ROI_SOURCES, default=None,
+                   help="ROI for masking: 'reference' = the first training frame's seams moved with the template "
+                        "match (the paper's mask, and what a served model uses); 'frame' = each frame's own masks "
+                        "in the data's roi/ folder (frames that are not aligned, e.g. the twin's whole pass). "
+                        "Default: reference with template matching, frame without")
     if train:
         g.add_argument("--roi-margin", type=non_negative_int, default=8, metavar="PX",
                        help="widen seam/ROI masks by this many pixels (8)")
@@ -211,13 +218,6 @@ def _render_twin(args: argparse.Namespace, train_only: bool) -> MvtecSplits:
     return MvtecSplits(train, val, test, where, "twin validation vehicles")
 
 
-def _widen(roi: npt.NDArray[np.bool_] | None, margin_px: int) -> npt.NDArray[np.bool_] | None:
-    """Per-frame ROI masks of the data widened by the margin (every ROI source gets the same margin)."""
-    if roi is None:
-        return None
-    return np.stack([roi_mask(m, margin_px) if m.any() else m for m in roi])
-
-
 def _seam_mask(path: Path, shape_hw: tuple[int, int]) -> npt.NDArray[np.bool_]:
     m = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
     if m is None:
@@ -225,6 +225,16 @@ def _seam_mask(path: Path, shape_hw: tuple[int, int]) -> npt.NDArray[np.bool_]:
     if m.shape != shape_hw:
         raise CliError(f"--seam-mask {path} is {m.shape[1]}x{m.shape[0]} px, the frames {shape_hw[1]}x{shape_hw[0]}")
     return np.asarray(m > 0)
+
+
+def _frame_rois(split: AnomalySet, config: PreprocessConfig, source: str | None) -> npt.NDArray[np.bool_] | None:
+    """The split's per-frame ROI masks widened by the margin where ``source`` (default: ``frame``
+    without template matching) asks for them; None = the reference ROI (or no masking)."""
+    if source is None:
+        source = "reference" if config.template else "frame"
+    if not config.roi or source == "reference" or split.roi is None:
+        return None
+    return widen_each(split.roi, config.roi_margin_px)
 
 
 # --- evaluation -----------------------------------------------------------------------------------
@@ -277,6 +287,11 @@ def evaluate(model: PreprocessedModel, test: AnomalySet, roi: npt.NDArray[np.boo
     return out
 
 
+def _roi_source(config: PreprocessConfig, frame_rois: npt.NDArray[np.bool_] | None) -> str | None:
+    """Which ROI masked the frames, for the output: ``frame``, ``reference`` or None (no masking)."""
+    return None if not config.roi else "frame" if frame_rois is not None else "reference"
+
+
 def _print_metrics(m: dict[str, Any]) -> None:
     parts = [f"image AUROC {m['image']['auroc']:.3f}, F1 {m['image']['f1']:.3f}"]
     if "pixel" in m:
@@ -320,8 +335,7 @@ def _train_config(args: argparse.Namespace,
 def cmd_train(args: argparse.Namespace) -> int:
     splits = _read(args)
     cfg, seams = _train_config(args, splits)
-    margin = cfg.roi_margin_px
-    rois = {name: _widen(s.roi, margin) if cfg.roi else None
+    rois = {name: _frame_rois(s, cfg, args.roi_source)
             for name, s in (("train", splits.train), ("validation", splits.validation), ("test", splits.test))}
     t0 = time.perf_counter()
     try:
@@ -343,10 +357,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     except ModelError as e:
         raise CliError(str(e)) from None
     _print_metrics(metrics)
-    print(f"preprocessing: {model.preprocessor.describe()}")
+    print(f"preprocessing: {model.preprocessor.describe()}"
+          + (f"; ROI {_roi_source(cfg, rois['test'])}" if cfg.roi else ""))
     print(f"artifact written to {args.out} ({time.perf_counter() - t0:.1f} s)")
     write_json(args.json, {"artifact": str(args.out), "model": args.model, "preset": args.preset,
                            "data": splits.root, "preprocess": manifest.get("preprocess"),
+                           "roi_source": _roi_source(cfg, rois["test"]),
                            "metrics": metrics, "manifest": manifest})
     return 0
 
@@ -394,7 +410,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         model = PreprocessedModel(model.inner, pre.without(roi=args.roi is False, template=args.template is False,
                                                            photometric=args.photometric is False),
                                   model.calibration)
-    roi = _widen(splits.test.roi, model.preprocessor.config.roi_margin_px) if model.preprocessor.config.roi else None
+    roi = _frame_rois(splits.test, model.preprocessor.config, args.roi_source)
     try:
         metrics = evaluate(model, splits.test, roi, args.report, f"{args.artifact.name} on {splits.root}")
     except (ModelError, ValueError) as e:
@@ -404,8 +420,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
                            "preprocess": {"roi": model.preprocessor.config.roi,
                                           "template": model.preprocessor.config.template,
                                           "photometric": model.preprocessor.config.photometric,
-                                          "roi_source": "data" if roi is not None else
-                                          ("reference" if model.preprocessor.config.roi else None)},
+                                          "roi_source": _roi_source(model.preprocessor.config, roi)},
                            "metrics": metrics})
     return 0
 
