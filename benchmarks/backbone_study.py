@@ -1,7 +1,8 @@
 """Which backbone to use without internet: random init, SimCLR on the twin's normal frames, or a PDN
 teacher distilled from either (issue 3, "Backbones without internet").
 
-One viewpoint of the twin (the paper's setting, masked †, template and photometric steps on). The
+One viewpoint of the twin (the paper's setting, masked † with the reference ROI as served, template and
+photometric steps on). The
 SimCLR weights are learned once per run from the same normal training frames the models see
 (``pipeline.models.pretrain``). Variants, each over the seeds:
 
@@ -61,6 +62,9 @@ def main() -> None:
                     help="validation frames: normal, and per defect type")
     ap.add_argument("--test", type=int, nargs=2, default=[24, 4], metavar=("NORMAL", "PER_TYPE"),
                     help="test frames: normal, and per defect type")
+    ap.add_argument("--roi-margin", type=int, default=None, metavar="PX",
+                    help="ROI margin around the nominal seams (default: 6 px per 640 px of frame width, as "
+                         "benchmarks/model_accuracy.py)")
     ap.add_argument("--ssl-steps", type=int, default=200)
     ap.add_argument("--distill-steps", type=int, default=300)
     ap.add_argument("--models", nargs="+", choices=("patchcore", "efficientad-s"),
@@ -72,10 +76,14 @@ def main() -> None:
     variants = [v for v in VARIANTS if v[1] in args.models]
     w, h = (int(v) for v in args.size.split("x"))
     twin = DigitalTwin(TwinConfig(seed=0, width_px=w, height_px=h))
+    margin = args.roi_margin if args.roi_margin is not None else max(1, round(6 * w / 640))
     train, val, test = render_twin_splits(twin, TwinSetPlan(
         viewpoint=args.viewpoint, train_frames=args.train_frames, val_normal=args.val[0],
-        val_defects_per_type=args.val[1], test_normal=args.test[0], test_defects_per_type=args.test[1]))
-    cfg = PreprocessConfig(template=True, roi=True, roi_margin_px=8, photometric=True)
+        val_defects_per_type=args.val[1], test_normal=args.test[0], test_defects_per_type=args.test[1],
+        roi_margin_px=0))
+    assert train.roi is not None, "the twin's sets carry their nominal seams"
+    # the reference ROI: the first training frame's nominal seams + margin, moved with the template match
+    cfg = PreprocessConfig(template=True, roi=True, roi_margin_px=margin, photometric=True)
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
@@ -86,11 +94,13 @@ def main() -> None:
                 overrides = {**overrides, "distill_steps": args.distill_steps}
             for seed in (args.efficientad_seeds or args.seeds) if name == "efficientad-s" else args.seeds:
                 ctx = FitContext(seed=seed, backbone_weights=ssl.path if use_ssl else None)
-                model = train_preprocessed(name, train.images, cfg, train.roi, args.preset, ctx, **overrides)
-                model = calibrate_preprocessed(model, val.images, val.masks, roi=val.roi)
-                rows.append({"variant": label, "seed": seed, **evaluate(model, test, test.roi)})
+                model = train_preprocessed(name, train.images, cfg, None, args.preset, ctx,
+                                           seam_mask=train.roi[0], **overrides)
+                model = calibrate_preprocessed(model, val.images, val.masks)
+                rows.append({"variant": label, "seed": seed, **evaluate(model, test)})
     print(f"twin lower, viewpoint {args.viewpoint} at {w}x{h}, {len(train)} training frames, {len(test)} test frames; "
-          f"preset {args.preset}, masked, template + photometric; SimCLR {args.ssl_steps} steps ({ssl_s:.0f} s, loss "
+          f"preset {args.preset}, masked (reference ROI, seams + {margin} px), template + photometric; "
+          f"SimCLR {args.ssl_steps} steps ({ssl_s:.0f} s, loss "
           f"{np.mean(ssl.losses[:10]):.2f} -> {np.mean(ssl.losses[-10:]):.2f}); seeds {args.seeds} (EfficientAD "
           f"{args.efficientad_seeds or args.seeds}); "
           f"{platform.machine()}, {os.cpu_count()} cores, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")

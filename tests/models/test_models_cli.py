@@ -189,6 +189,9 @@ def test_bad_input_gives_one_line_and_exit_2(artifact: tuple[Path, dict[str, obj
     # without ROI masks in the data, eval (like serving) uses the artifact's reference ROI
     assert main(["eval", "--artifact", str(artifact[0]), "--data", str(bare), "--json", str(tmp_path / "e.json")]) == 0
     assert json.loads((tmp_path / "e.json").read_text())["preprocess"]["roi_source"] == "reference"
+    capsys.readouterr()
+    fails(["eval", "--artifact", str(artifact[0]), "--data", str(bare), "--roi-source", "frame"],
+          "needs per-frame ROI masks")
     assert main(["train", "--model", "gaussian", "--data", str(bare), "--out", str(tmp_path / "g")]) == 0
     capsys.readouterr()
     fails(["eval", "--artifact", str(tmp_path / "g"), "--data", str(bare), "--roi"], "trained without it")

@@ -230,6 +230,8 @@ def _seam_mask(path: Path, shape_hw: tuple[int, int]) -> npt.NDArray[np.bool_]:
 def _frame_rois(split: AnomalySet, config: PreprocessConfig, source: str | None) -> npt.NDArray[np.bool_] | None:
     """The split's per-frame ROI masks widened by the margin where ``source`` (default: ``frame``
     without template matching) asks for them; None = the reference ROI (or no masking)."""
+    if config.roi and source == "frame" and split.roi is None:
+        raise CliError("--roi-source frame needs per-frame ROI masks in the data (roi/<split>/<type>/*.png)")
     if source is None:
         source = "reference" if config.template else "frame"
     if not config.roi or source == "reference" or split.roi is None:
