@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -73,22 +74,40 @@ class CameraRenderer:
             self._dirs_key = key
         return self._dirs_v
 
+    def _cast(self, scene: VehicleScene, T_vehicle_cam: F64) -> tuple[F32, F32, npt.NDArray[np.int32], dict[str, Any]]:
+        """Cast the view's rays at ``scene``: (origin, directions, index of each pixel's cast ray or -1,
+        the raycaster's hits). Only rays that enter the vehicle's bounding box are cast: at the ends of
+        a pass, and for the oblique views, most of the image is background."""
+        n_px = self.camera.height_px * self.camera.width_px
+        origin_v = T_vehicle_cam[:3, 3].astype(np.float32)
+        dirs_v = self._directions(T_vehicle_cam[:3, :3])
+        enters = np.empty(n_px, dtype=np.bool_)
+        rays_hitting_box(origin_v, dirs_v, scene.bounds_lo_m, scene.bounds_hi_m, enters)
+        cast = np.flatnonzero(enters)
+        ray_index = np.full(n_px, -1, dtype=np.int32)
+        ray_index[cast] = np.arange(len(cast), dtype=np.int32)
+        rays = np.empty((len(cast), 6), dtype=np.float32)
+        gather_rays(origin_v, dirs_v, cast, rays)
+        return origin_v, dirs_v, ray_index, scene.raycaster.cast_rays(o3d.core.Tensor.from_numpy(rays))
+
+    def seam_index(self, scene: VehicleScene, T_cell_vehicle: F64) -> npt.NDArray[np.int16]:
+        """(H, W) index into the twin's seams of the surface each pixel sees, -1 none: the seam truth
+        of :meth:`render` without shading, noise or depth."""
+        cam = self.camera
+        _, _, ray_index, hit = self._cast(scene, invert(T_cell_vehicle) @ cam.T_cell_cam)
+        seam = np.full(ray_index.shape, -1, dtype=np.int16)
+        cast = np.flatnonzero(ray_index >= 0)
+        t = hit["t_hit"].numpy()[ray_index[cast]]
+        prim = hit["primitive_ids"].numpy()[ray_index[cast]]
+        on = np.isfinite(t)
+        seam[cast[on]] = np.maximum(scene.triangle_seam[prim[on].astype(np.int64)], -1)
+        return seam.reshape(cam.height_px, cam.width_px)
+
     def render(self, scene: VehicleScene, T_cell_vehicle: F64, noise_seed: int) -> ViewRender:
         cam = self.camera
         H, W = cam.height_px, cam.width_px
         T_vehicle_cam = invert(T_cell_vehicle) @ cam.T_cell_cam
-        origin_v = T_vehicle_cam[:3, 3].astype(np.float32)
-        dirs_v = self._directions(T_vehicle_cam[:3, :3])
-        # only rays that enter the vehicle's bounding box are cast: at the ends of a pass, and for
-        # the oblique views, most of the image is background
-        enters = np.empty(H * W, dtype=np.bool_)
-        rays_hitting_box(origin_v, dirs_v, scene.bounds_lo_m, scene.bounds_hi_m, enters)
-        cast = np.flatnonzero(enters)
-        ray_index = np.full(H * W, -1, dtype=np.int32)
-        ray_index[cast] = np.arange(len(cast), dtype=np.int32)
-        rays = np.empty((len(cast), 6), dtype=np.float32)
-        gather_rays(origin_v, dirs_v, cast, rays)
-        hit = scene.raycaster.cast_rays(o3d.core.Tensor.from_numpy(rays))
+        origin_v, dirs_v, ray_index, hit = self._cast(scene, T_vehicle_cam)
 
         spec = scene.spec
         R_vc = invert(T_cell_vehicle)  # cell lights are fixed in the cell

@@ -164,7 +164,8 @@ class DigitalTwin:
         seam plan, not from the frame. A defective frame's own seam pixels lack a missing bead and
         follow a misaligned one, so an ROI drawn from them would carry the ground truth."""
         nominal = self.scene(scene.spec.with_defects([])) if scene.spec.defects else scene
-        return np.asarray(self.render(nominal, s_m, camera_ids=[camera_id]).truth[camera_id].seam_index >= 0)
+        renderer = self._renderers[camera_id]
+        return np.asarray(renderer.seam_index(nominal, self.rig.conveyor.T_cell_vehicle(s_m)) >= 0)
 
     def stream(
         self, fps: float = 10.0, n_vehicles: int | None = None, start_ts_ns: int = 0, first_vehicle: int = 0,

@@ -126,6 +126,11 @@ def test_the_roi_comes_from_the_nominal_seams_not_from_the_defect(small_twin: Di
             assert (nominal & gt).sum() > 2 * (own & gt).sum()
         else:  # the displaced bead lies partly off its nominal seam
             assert (own & gt & ~nominal).any()
+    # a ray cast without shading, in every view: the seams a full render of the defect-free vehicle shows
+    bare = small_twin.scene(scene.spec.with_defects([]))
+    for view in small_twin.rig.camera_ids:
+        assert np.array_equal(small_twin.nominal_seam_pixels(scene, s, view),
+                              small_twin.render(bare, s, camera_ids=[view]).truth[view].seam_index >= 0)
     normal = small_twin.vehicle(4, defect_types=[])
     s = small_twin.s_centering(cam, np.zeros(3))
     assert np.array_equal(small_twin.nominal_seam_pixels(normal, s, cam),
