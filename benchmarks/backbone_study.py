@@ -1,10 +1,9 @@
 """Which backbone to use without internet: random init, SimCLR on the twin's normal frames, or a PDN
 teacher distilled from either (issue 3, "Backbones without internet").
 
-One viewpoint of the twin (the paper's setting, masked † with the reference ROI as served, template and
-photometric steps on). The
-SimCLR weights are learned once per run from the same normal training frames the models see
-(``pipeline.models.pretrain``). Variants, each over the seeds:
+One viewpoint of the twin (the paper's setting, masked † with the reference ROI as served, template
+and photometric steps on). The SimCLR weights are learned once per run from the same normal training
+frames the models see (``pipeline.models.pretrain``). Variants, each over the seeds:
 
 * PatchCore with a random trunk (BatchNorm re-estimated on the frames) vs the SimCLR trunk;
 * EfficientAD-S with a random PDN teacher, a teacher distilled from the random trunk, and one
