@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.data.twinset import TwinSetPlan, render_twin_splits
+from pipeline.data.twinset import TwinSetPlan, render_twin_splits, scaled_roi_margin_px
 from pipeline.metrics import mean_std
 from pipeline.models.pretrain import PretrainConfig, pretrain
 from pipeline.models.training import FitContext
@@ -75,7 +75,7 @@ def main() -> None:
     variants = [v for v in VARIANTS if v[1] in args.models]
     w, h = (int(v) for v in args.size.split("x"))
     twin = DigitalTwin(TwinConfig(seed=0, width_px=w, height_px=h))
-    margin = args.roi_margin if args.roi_margin is not None else max(1, round(6 * w / 640))
+    margin = args.roi_margin if args.roi_margin is not None else scaled_roi_margin_px(w)
     train, val, test = render_twin_splits(twin, TwinSetPlan(
         viewpoint=args.viewpoint, train_frames=args.train_frames, val_normal=args.val[0],
         val_defects_per_type=args.val[1], test_normal=args.test[0], test_defects_per_type=args.test[1],

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.data.twinset import TwinSetPlan, render_twin_splits
+from pipeline.data.twinset import TwinSetPlan, render_twin_splits, scaled_roi_margin_px
 from pipeline.metrics import mean_std, paired_tests
 from pipeline.models.training import FitContext
 from pipeline.preprocess import (
@@ -189,7 +189,7 @@ def main() -> None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
     w, h = (int(v) for v in args.size.split("x"))
     if args.roi_margin is None:
-        args.roi_margin = max(1, round(6 * w / 640))
+        args.roi_margin = scaled_roi_margin_px(w)
     overrides = {"input_size_wh": tuple(int(v) for v in args.input_size.split("x"))} if args.input_size else {}
     t0 = time.perf_counter()
     twin = DigitalTwin(TwinConfig(seed=0, width_px=w, height_px=h))

@@ -26,7 +26,7 @@ import numpy.typing as npt
 
 from calibration.camera import CameraModel
 from pipeline.data.mvtec import AnomalySet
-from pipeline.preprocess.roi import roi_mask
+from pipeline.preprocess.roi import widen_each
 from pipeline.twin import DEFECT_TYPES, DefectType, DigitalTwin, VehicleScene
 from pipeline.twin.defects import sample_defect
 from pipeline.twin.render import project_vehicle_points
@@ -67,8 +67,10 @@ class TwinSetPlan:
             raise ValueError(f"unknown viewpoint {self.viewpoint!r}; use one of {sorted(VIEWPOINT_X_M)} or None")
 
 
-def _roi(seam_pixels: npt.NDArray[np.bool_], margin_px: int) -> npt.NDArray[np.bool_]:
-    return roi_mask(seam_pixels, margin_px) if seam_pixels.any() else seam_pixels  # a view may show no seam
+def scaled_roi_margin_px(width_px: int) -> int:
+    """6 px per 640 px of frame width (about 16 mm at the lower camera's underbody), so that every
+    frame size of the default rig masks the same area around the seams."""
+    return max(1, round(6 * width_px / 640))
 
 
 def defect_in_view(camera: CameraModel, T_cell_vehicle: npt.NDArray[np.float64], region: DefectRegion,
@@ -127,8 +129,7 @@ def render_twin_splits(twin: DigitalTwin, plan: TwinSetPlan | None = None,
             for _ in range(min(frames_per_vehicle, n - len(out))):
                 smp = twin.render(scene, travel(), camera_ids=[cam])
                 t = smp.truth[cam]
-                out.append((smp.frameset.frames[0].image, t.defect_mask, _roi(t.seam_index >= 0, plan.roi_margin_px),
-                            "good"))
+                out.append((smp.frameset.frames[0].image, t.defect_mask, t.seam_index >= 0, "good"))
                 tick(1)
             vehicle += 1
         return out
@@ -147,8 +148,8 @@ def render_twin_splits(twin: DigitalTwin, plan: TwinSetPlan | None = None,
                                       plan.edge_margin):
                     continue
                 smp = twin.render(scene, s, camera_ids=[cam])
-                roi = _roi(twin.nominal_seam_pixels(scene, s, cam), plan.roi_margin_px)
-                out.append((smp.frameset.frames[0].image, smp.truth[cam].defect_mask, roi, dtype))
+                out.append((smp.frameset.frames[0].image, smp.truth[cam].defect_mask,
+                            twin.nominal_seam_pixels(scene, s, cam), dtype))
                 got += 1
         return out
 
@@ -160,7 +161,7 @@ def render_twin_splits(twin: DigitalTwin, plan: TwinSetPlan | None = None,
         types = tuple(r[3] for r in rows)
         return AnomalySet(np.stack([r[0] for r in rows]), np.stack([r[1] for r in rows]),
                           np.array([t != "good" for t in types]), types, tuple(f"{i:04d}" for i in range(len(rows))),
-                          np.stack([r[2] for r in rows]))
+                          widen_each(np.stack([r[2] for r in rows]), plan.roi_margin_px))
 
     train = pack(normal(plan.train_frames, plan.frames_per_train_vehicle))
     val = pack(normal(plan.val_normal, 1) + defects(plan.val_defects_per_type))
