@@ -49,7 +49,7 @@ def run_one(name: str, args: argparse.Namespace, seed: int, masked: bool, viewpo
             overrides: dict[str, Any]) -> dict[str, Any]:
     train, val, test = sets
     cfg = PreprocessConfig(template=args.template, roi=masked, roi_margin_px=args.roi_margin,
-                           photometric=args.photometric)
+                           photometric=args.photometric, contrast=args.contrast)
 
     def rois(s: Any) -> Any:  # per-frame ROIs (``--roi-source frame``), else None: the reference ROI, as served
         return widen_each(s.roi, args.roi_margin) if masked and args.roi_source == "frame" else None
@@ -180,6 +180,8 @@ def main() -> None:
                          "mask, and what a served model uses), or each frame's own nominal seams")
     ap.add_argument("--template", action=argparse.BooleanOptionalAction, default=True)
     ap.add_argument("--photometric", action=argparse.BooleanOptionalAction, default=True)
+    ap.add_argument("--contrast", action=argparse.BooleanOptionalAction, default=False,
+                    help="models see the local contrast (colour distance from the neighbourhood's median)")
     ap.add_argument("--models", nargs="+",
                     default=["gaussian", "patchcore", "efficientad-s", "efficientad-m", "simplenet", "memseg"])
     ap.add_argument("--report", type=Path, default=None, metavar="DIR", help="write the paper's figures (seed 0)")
@@ -212,7 +214,8 @@ def main() -> None:
           f"({args.frames_per_vehicle} per vehicle), {len(val)} validation and "
           f"{len(test)} test frames per viewpoint ({int(test.labels.sum())} with defects of all five types); "
           f"preset {args.preset}{' input ' + args.input_size if args.input_size else ''}; template "
-          f"{'on' if args.template else 'off'}, photometric {'on' if args.photometric else 'off'}; "
+          f"{'on' if args.template else 'off'}, photometric {'on' if args.photometric else 'off'}, "
+          f"local contrast {'on' if args.contrast else 'off'}; "
           f"ROI {args.roi_source} seams + {args.roi_margin} px; seeds {args.seeds}; "
           f"{platform.machine()}, {os.cpu_count()} cores, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
           f"rendering {render_s:.0f} s, total {time.perf_counter() - t0:.0f} s")

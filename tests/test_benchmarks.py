@@ -37,10 +37,18 @@ def test_model_accuracy_prints_the_papers_tables(tmp_path: Path) -> None:
     assert list((tmp_path / "report").rglob("*.png"))
 
 
-def test_model_accuracy_runs_one_mask_setting_alone() -> None:
+def test_model_accuracy_runs_one_mask_setting_alone_with_the_contrast_step() -> None:
     out = _run("model_accuracy.py", "--models", "gaussian", "--seeds", "0", "--viewpoints", "centre", *TINY_SETS,
-               "--masking", "on")
+               "--masking", "on", "--contrast")
     assert "| gaussian † |" in out and "| gaussian |" not in out
+    assert "local contrast on" in out
+
+
+def test_preprocess_speed_times_each_step_against_its_baseline() -> None:
+    out = _run("preprocess_speed.py", "--sizes", "160x120", "--frames", "1", "--repeats", "1")
+    rows = [line for line in out.splitlines() if line.startswith("| 160x120 |")]
+    assert len(rows) == 4 and all("| 3 / 1 |" in r for r in rows)
+    assert "x vs local contrast, exact median |" in rows[1] and "x vs preprocess |" in rows[3]
 
 
 def test_backbone_study_compares_against_the_random_trunk(tmp_path: Path) -> None:

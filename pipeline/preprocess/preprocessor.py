@@ -11,6 +11,10 @@ Three steps, each switchable so that masked (†) and unmasked runs compare:
   frame below the threshold; otherwise *extract the viewpoint region*, the frame-sized window at
   the matched offset, so that the view sits where it sat in the reference frame (zero-padded where
   the window leaves the frame). Anomaly maps are moved back to the caller's frame.
+* **contrast** (ours, see :mod:`pipeline.preprocess.contrast`): the model sees each pixel's colour
+  distance from its neighbourhood's median instead of its colour, computed on the raw frame (the
+  photometric step, when on, still serves template matching). Sealant stands out from paint
+  whatever either colour is.
 * **roi** (paper §4.4): zero the input outside the ROI (seams + margin) and set the anomaly map
   there to its least anomalous value (zero for the non-negative maps). The ROI is the reference
   frame's seam mask widened by ``roi_margin_px`` (moved with the template offset), or a per-frame
@@ -31,6 +35,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from pipeline.preprocess.contrast import check_contrast_sizes, local_contrast, scaled_contrast_px
 from pipeline.preprocess.errors import FrameRejectedError, PreprocessError
 from pipeline.preprocess.roi import Mask, roi_mask, translate
 from pipeline.preprocess.template import U8, ViewTemplate, cut_template, match_template
@@ -60,7 +65,9 @@ class PreprocessConfig:
     ``template_box_xywh`` is where the template is cut from the reference frame (px; None = the centred
     half-size box). ``template_threshold`` is the TM_CCOEFF_NORMED score below which a frame is rejected.
     ``roi_margin_px`` widens the seams into the ROI. ``photometric`` standardises each frame's colour
-    channels before the other steps.
+    channels before the other steps. ``contrast`` replaces the model's input with the local contrast
+    over a ``contrast_kernel_px`` window, max-pooled over ``contrast_pool_px``; None sizes are scaled
+    to the frame width when the preprocessor is built (:func:`scaled_contrast_px`).
     """
 
     template: bool = False
@@ -69,12 +76,16 @@ class PreprocessConfig:
     roi: bool = False
     roi_margin_px: int = 8
     photometric: bool = False
+    contrast: bool = False
+    contrast_kernel_px: int | None = None
+    contrast_pool_px: int | None = None
 
     def __post_init__(self) -> None:
         if not -1.0 <= self.template_threshold <= 1.0:
             raise PreprocessError(f"template threshold {self.template_threshold} is outside [-1, 1]")
         if self.roi_margin_px < 0:
             raise PreprocessError(f"ROI margin must be >= 0 px, got {self.roi_margin_px}")
+        check_contrast_sizes(self.contrast_kernel_px, self.contrast_pool_px)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -136,6 +147,10 @@ class Preprocessor:
         if roi_reference is not None and frame_size_wh is not None and roi_reference.shape != frame_size_wh[::-1]:
             raise PreprocessError(f"reference ROI is {roi_reference.shape[1]}x{roi_reference.shape[0]} px, "
                                   f"the frames {frame_size_wh[0]}x{frame_size_wh[1]}")
+        if config.contrast and frame_size_wh is not None:
+            kernel, pool = scaled_contrast_px(frame_size_wh[0])
+            config = dataclasses.replace(config, contrast_kernel_px=config.contrast_kernel_px or kernel,
+                                         contrast_pool_px=config.contrast_pool_px or pool)
         self.config = config
         self.template = template if config.template else None
         self.roi_reference = roi_reference if config.roi else None
@@ -194,15 +209,17 @@ class Preprocessor:
         accepted = np.ones(n, bool)
         out = np.empty_like(frames)
         masks = np.zeros(frames.shape[:3], bool) if self.config.roi else None
-        for i, frame in enumerate(frames):
-            if self.config.photometric:
-                frame = standardize_channels(frame)
+        for i, raw in enumerate(frames):
+            frame = standardize_channels(raw) if self.config.photometric else raw
             off = (0, 0)
             if self.template is not None:
                 m = match_template(frame, self.template)
                 scores[i], accepted[i] = m.score, m.accepted
                 off = m.offset_xy if m.accepted else (0, 0)
                 offsets[i] = off
+            if self.config.contrast:
+                assert self.config.contrast_kernel_px is not None and self.config.contrast_pool_px is not None
+                frame = local_contrast(raw, self.config.contrast_kernel_px, self.config.contrast_pool_px)
             img = translate(frame, (-off[0], -off[1]))
             if masks is not None:
                 masks[i] = (translate(np.asarray(roi[i], bool), (-off[0], -off[1])) if roi is not None
@@ -234,7 +251,10 @@ class Preprocessor:
         return out
 
     def without(self, roi: bool = False, template: bool = False, photometric: bool = False) -> Preprocessor:
-        """This preprocessor with ROI masking, template matching and/or the photometric step off (ablations)."""
+        """This preprocessor with ROI masking, template matching and/or the photometric step off (ablations).
+
+        The contrast step stays: a model trained on contrast images cannot read colours.
+        """
         cfg = dataclasses.replace(self.config, roi=self.config.roi and not roi,
                                   template=self.config.template and not template,
                                   photometric=self.config.photometric and not photometric)
@@ -243,6 +263,8 @@ class Preprocessor:
 
     def describe(self) -> str:
         parts = ["photometric"] if self.config.photometric else []
+        if self.config.contrast:
+            parts.append(f"local contrast {self.config.contrast_kernel_px} px pooled {self.config.contrast_pool_px} px")
         if self.template is not None:
             parts.append(f"template {self.template.box_xywh} thr {self.config.template_threshold:.2f}")
         if self.roi_reference is not None:
@@ -251,4 +273,4 @@ class Preprocessor:
 
 
 def _enabled(config: PreprocessConfig) -> bool:
-    return config.template or config.roi or config.photometric
+    return config.template or config.roi or config.photometric or config.contrast

@@ -70,7 +70,8 @@ def test_train_then_eval_a_masked_artifact(artifact: tuple[Path, dict[str, objec
     tertiles = ev["metrics"]["fn_tertiles"]
     assert sum(tertiles["n"]) == ev["metrics"]["n_anomalous"] and 0 <= sum(tertiles["fn"]) <= sum(tertiles["n"])
     # with template matching the ROI is the reference frame's, moved with the match, as a served model masks
-    assert ev["preprocess"] == {"roi": True, "template": True, "photometric": False, "roi_source": "reference"}
+    assert ev["preprocess"] == {"roi": True, "template": True, "photometric": False, "contrast": False,
+                                "roi_source": "reference"}
     assert result["roi_source"] == "reference"
     assert ev["metrics"]["n_rejected"] == 0
     assert list(ev["metrics"]["image_auroc_by_type"]) == ["missing"]  # the folder's one defect type
@@ -96,18 +97,21 @@ def test_models_group_trains_unmasked_for_comparison(folder: Path, tmp_path: Pat
     assert main(["models", "eval", "--artifact", str(art), "--data", str(folder)]) == 0
 
 
-def test_train_on_a_twin_viewpoint_with_the_photometric_step(tmp_path: Path) -> None:
+def test_train_on_a_twin_viewpoint_with_the_photometric_and_contrast_steps(tmp_path: Path) -> None:
     art, js = tmp_path / "g", tmp_path / "t.json"
     assert main(["train", "--model", "gaussian", "--twin", "lower", "--twin-viewpoint", "centre", "--twin-size",
-                 "160x120", "--twin-train-frames", "3", "--photometric", "--roi", "--out", str(art),
+                 "160x120", "--twin-train-frames", "3", "--photometric", "--contrast", "--roi", "--out", str(art),
                  "--json", str(js)]) == 0
     result = json.loads(js.read_text())
-    assert result["data"] == "twin:lower:centre" and result["preprocess"]["config"]["photometric"]
+    cfg = result["preprocess"]["config"]
+    assert result["data"] == "twin:lower:centre" and cfg["photometric"] and cfg["contrast"]
+    assert (cfg["contrast_kernel_px"], cfg["contrast_pool_px"]) == (3, 1)  # scaled to 160 px of width
     assert 0.0 <= result["metrics"]["pixel"]["auroc"] <= 1.0
     out = tmp_path / "e.json"
     assert main(["eval", "--artifact", str(art), "--twin", "lower", "--twin-viewpoint", "centre", "--twin-size",
                  "160x120", "--twin-train-frames", "3", "--no-photometric", "--json", str(out)]) == 0
     assert json.loads(out.read_text())["preprocess"]["photometric"] is False
+    assert json.loads(out.read_text())["preprocess"]["contrast"] is True
 
 
 def test_pretrain_writes_backbone_weights_that_train_accepts(folder: Path, tmp_path: Path) -> None:

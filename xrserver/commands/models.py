@@ -103,6 +103,10 @@ def _add_preprocess_switches(p: argparse.ArgumentParser, *, train: bool) -> None
                         "in the data's roi/ folder (frames that are not aligned, e.g. the twin's whole pass). "
                         "Default: reference with template matching, frame without")
     if train:
+        g.add_argument("--contrast", action="store_true",
+                       help="the model sees each pixel's colour distance from its neighbourhood's median instead of "
+                            "its colour: sealant stands out from paint whatever either colour is (window and "
+                            "pooling scaled to the frame width); default off")
         g.add_argument("--roi-margin", type=non_negative_int, default=8, metavar="PX",
                        help="widen seam/ROI masks by this many pixels (8)")
         g.add_argument("--seam-mask", type=Path, default=None,
@@ -328,7 +332,7 @@ def _train_config(args: argparse.Namespace,
     try:
         cfg = PreprocessConfig(template=bool(args.template), template_threshold=args.template_threshold,
                                template_box_xywh=args.template_box, roi=use_roi, roi_margin_px=args.roi_margin,
-                               photometric=bool(args.photometric))
+                               photometric=bool(args.photometric), contrast=args.contrast)
     except ModelError as e:
         raise CliError(str(e)) from None
     return cfg, seams
@@ -422,6 +426,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
                            "preprocess": {"roi": model.preprocessor.config.roi,
                                           "template": model.preprocessor.config.template,
                                           "photometric": model.preprocessor.config.photometric,
+                                          "contrast": model.preprocessor.config.contrast,
                                           "roi_source": _roi_source(model.preprocessor.config, roi)},
                            "metrics": metrics})
     return 0
