@@ -1,5 +1,6 @@
 """The paper's preprocessing (§4.1, §4.4): template matching of the view and ROI masks with a margin,
-applied the same way in training and serving, each switchable (masked † vs unmasked runs)."""
+with a photometric step (its §9 future work) and a local contrast step of ours, applied the same way in
+training and serving, each switchable (masked † vs unmasked runs)."""
 
 from pipeline.preprocess.errors import FrameRejectedError, PreprocessError
 from pipeline.preprocess.model import (

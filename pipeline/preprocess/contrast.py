@@ -8,9 +8,10 @@ with gain and exposure), and they are what keeps a model that sees raw colours f
 missing bead from a present one on a light body. The distance is then max-pooled over ``pool_px``
 so that a bead shifted by a pixel or two between aligned frames still lands on the same pixels.
 
-OpenCV's median is fast for windows up to 5 px and some 20x slower above, so a wider window runs as
-a 5 px median on the frame shrunk by an integer factor (area averaging), scaled back up: a few ms
-instead of 43 ms for 640x480 at 9 px, with the same accuracy on the twin (docs/benchmarks.md).
+OpenCV's median is fast for windows up to 5 px and much slower above, so a wider window runs as a
+5 px median on the frame shrunk by an integer factor (area averaging), scaled back up: 2.2 ms
+instead of 31 ms for 640x480 at 9 px, with about the same accuracy on the twin (docs/benchmarks.md,
+``benchmarks/preprocess_speed.py``).
 
 The result is a grey image (the distance in all three channels, clipped to 255), so every model
 takes it as it takes a frame.

@@ -1,6 +1,6 @@
 """The preprocessing of one camera view, fitted once and applied identically in training and serving.
 
-Three steps, each switchable so that masked (†) and unmasked runs compare:
+Four steps, each switchable so that masked (†) and unmasked runs compare:
 
 * **photometric** (the paper's §9 future work, "contrast-normalization preprocessing suitable for
   real-time pipelines"): standardise each colour channel of the frame to mean
