@@ -29,7 +29,7 @@ import numpy as np
 
 from pipeline.data.twinset import scaled_roi_margin_px
 from pipeline.preprocess import PreprocessConfig, Preprocessor
-from pipeline.preprocess.contrast import local_contrast, scaled_contrast_px
+from pipeline.preprocess.contrast import colour_distance, local_contrast, scaled_contrast_px
 from pipeline.preprocess.template import U8
 from pipeline.twin import DigitalTwin, TwinConfig
 
@@ -38,10 +38,8 @@ BASELINES = {"local contrast, shrunk median": "local contrast, exact median", "p
 
 
 def exact_contrast(frame: U8, kernel_px: int, pool_px: int) -> U8:
-    diff = cv2.absdiff(frame, cv2.medianBlur(frame, kernel_px)).astype(np.float32)
-    dist = cv2.sqrt(cv2.transform(cv2.multiply(diff, diff), np.ones((1, 3), np.float32)))
-    grey = cv2.convertScaleAbs(cv2.dilate(dist, np.ones((pool_px, pool_px), np.uint8)))
-    return np.asarray(cv2.merge([grey, grey, grey]), np.uint8)
+    """The step with OpenCV's median over the full window (the baseline)."""
+    return colour_distance(frame, np.asarray(cv2.medianBlur(frame, kernel_px), np.uint8), pool_px)
 
 
 def best_ms(fn: Callable[[], object], frames: int, repeats: int) -> float:

@@ -67,9 +67,15 @@ def local_contrast(frame: U8, kernel_px: int, pool_px: int) -> U8:
     check_contrast_sizes(kernel_px, pool_px)
     if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
         raise PreprocessError(f"local contrast needs an (H, W, 3) uint8 frame, got {frame.dtype} {frame.shape}")
-    diff = cv2.absdiff(frame, paint_colour(frame, kernel_px)).astype(np.float32)
+    return colour_distance(frame, paint_colour(frame, kernel_px), pool_px)
+
+
+def colour_distance(frame: U8, paint: U8, pool_px: int) -> U8:
+    """The RGB distance of ``frame`` from ``paint`` (both (H, W, 3) uint8), max-pooled over ``pool_px``,
+    rounded and saturated to 0..255, in all three channels."""
+    diff = cv2.absdiff(frame, paint).astype(np.float32)
     dist = cv2.sqrt(cv2.transform(cv2.multiply(diff, diff), np.ones((1, 3), np.float32)))
     if pool_px > 1:
         dist = cv2.dilate(dist, np.ones((pool_px, pool_px), np.uint8))
-    grey = cv2.convertScaleAbs(dist)  # rounded, saturated to 0..255
+    grey = cv2.convertScaleAbs(dist)
     return np.asarray(cv2.merge([grey, grey, grey]), np.uint8)
