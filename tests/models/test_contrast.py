@@ -46,7 +46,8 @@ def _body(paint: tuple[int, int, int], sealant: tuple[int, int, int], rng: np.ra
     if gap:
         bead[46:51, 54:74] = False
     img[bead] = sealant
-    return np.clip(img + rng.normal(0, 2.0, img.shape), 0, 255).astype(np.uint8)
+    noisy: U8 = np.clip(img + rng.normal(0, 2.0, img.shape), 0, 255).astype(np.uint8)
+    return noisy
 
 
 def test_contrast_is_high_on_sealant_and_low_on_paint_for_any_colours() -> None:
@@ -91,9 +92,9 @@ def test_contrast_sizes_scale_with_the_frame_and_bad_ones_are_refused() -> None:
     assert scaled_contrast_px(160) == (3, 1)
     pre = Preprocessor.fit(PreprocessConfig(contrast=True), np.zeros((480, 640, 3), np.uint8))
     assert (pre.config.contrast_kernel_px, pre.config.contrast_pool_px) == (9, 3)
-    for bad in ({"contrast_kernel_px": 4}, {"contrast_kernel_px": 1}, {"contrast_pool_px": 0}):
+    for kernel, pool in ((4, 3), (1, 3), (9, 0)):
         with pytest.raises(PreprocessError, match="odd"):
-            PreprocessConfig(contrast=True, **bad)
+            PreprocessConfig(contrast=True, contrast_kernel_px=kernel, contrast_pool_px=pool)
     with pytest.raises(PreprocessError, match="uint8"):
         local_contrast(np.zeros((8, 8), np.uint8), 3, 1)
     old = PreprocessConfig.from_dict({"roi": True, "roi_margin_px": 4})  # a manifest from before the step
