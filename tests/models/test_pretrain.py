@@ -34,10 +34,13 @@ def test_augmented_views_differ_but_keep_shape() -> None:
 
 
 def test_pretraining_lowers_the_loss_and_feeds_patchcore(small_set: SmallSet, tmp_path: Path) -> None:
-    cfg = PretrainConfig(crop_px=32, batch_size=8, steps=20, lr=2e-3)
+    # the loss of one batch of 8 random crops swings by about 0.2 from step to step; 80 steps at a
+    # moderate rate bring the last 20 below the first 20 by 0.04-0.34 over seeds 0-4 (20 steps at 2e-3
+    # did not, for 3 seeds of 5)
+    cfg = PretrainConfig(crop_px=32, batch_size=8, steps=80, lr=5e-4)
     result = pretrain(small_set.train, tmp_path / "ssl.pt", cfg, FitContext(seed=0))
-    assert len(result.losses) == 20 and all(np.isfinite(result.losses))
-    assert np.mean(result.losses[-5:]) < np.mean(result.losses[:5])
+    assert len(result.losses) == 80 and all(np.isfinite(result.losses))
+    assert np.mean(result.losses[-20:]) < np.mean(result.losses[:20])
     state = torch.load(result.path, weights_only=True)
     assert "layer3.1.bn2.running_var" in state and not any(k.startswith("head") for k in state)
     with_ssl = train("patchcore", small_set.train, "tiny", FitContext(seed=0, backbone_weights=result.path))
