@@ -9,9 +9,10 @@ ROI masks around the seams), calibrated on validation and scored on test; the te
 the photometric step are on in both unless switched off. Prints mean ± std over the seeds (each
 seed's metrics averaged over the viewpoints, as the paper's tables) as Table 4 (image level),
 Table 6 (pixel level) and Table 8 (CPU seconds per image), the ratio of each model's pixel AUROC and
-AUPRO to the baseline's, the missed defects per size tertile, the image AUROC per defect type, and
-paired t-tests of pixel AUROC between models with Benjamini-Hochberg FDR. ``--report DIR`` writes the
-paper's figures for seed 0.
+AUPRO to the baseline's, the missed defects per size tertile, the image AUROC per defect type, the
+share of each type's defect images whose map peaks inside the defect, and paired t-tests of pixel
+AUROC between models with Benjamini-Hochberg FDR. ``--report DIR`` writes the paper's figures for
+seed 0.
 
     .venv/bin/python benchmarks/model_accuracy.py --preset tiny --seeds 0 1 2 --size 320x240 --report out/report
 """
@@ -80,12 +81,16 @@ def per_seed(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                for level in ("image", "pixel")}
         fn = np.sum([r["fn_tertiles"]["fn"] for r in rs], axis=0).tolist()
         n = np.sum([r["fn_tertiles"]["n"] for r in rs], axis=0).tolist()
-        per_vp = [r.get("image_auroc_by_type", {}) for r in rs]
-        types = dict.fromkeys(t for bt in per_vp for t in bt)
-        by_type = {t: float(np.mean([bt[t] for bt in per_vp if t in bt])) for t in types}
+        by_type = {key: _mean_by_type([r.get(key, {}) for r in rs])
+                   for key in ("image_auroc_by_type", "peak_in_defect_by_type")}
         out.append({"model": model, "masked": masked, "seed": seed, **avg, "fn_tertiles": {"fn": fn, "n": n},
-                    "image_auroc_by_type": by_type, "s_per_image": float(np.mean([r["s_per_image"] for r in rs]))})
+                    **by_type, "s_per_image": float(np.mean([r["s_per_image"] for r in rs]))})
     return out
+
+
+def _mean_by_type(per_viewpoint: list[dict[str, float]]) -> dict[str, float]:
+    types = dict.fromkeys(t for bt in per_viewpoint for t in bt)
+    return {t: float(np.mean([bt[t] for bt in per_viewpoint if t in bt])) for t in types}
 
 
 def _cell(values: list[float]) -> str:
@@ -137,12 +142,14 @@ def tables(runs: list[dict[str, Any]], models: list[str]) -> str:
         fn = np.sum([r["fn_tertiles"]["fn"] for r in pick(m, k)], axis=0)
         n = np.sum([r["fn_tertiles"]["n"] for r in pick(m, k)], axis=0)
         out.append(f"| {m}{label[k]} | " + " | ".join(f"{int(a)}/{int(b)}" for a, b in zip(fn, n, strict=True)) + " |")
-    types = list(dict.fromkeys(t for r in runs for t in r["image_auroc_by_type"]))
-    out += ["", "Image AUROC by defect type (each type against the normal test frames, mean ± std over seeds)", "",
-            "| model | " + " | ".join(types) + " |", "|---|" + "---|" * len(types)]
-    for m, k in groups:
-        cells = ([r["image_auroc_by_type"][t] for r in pick(m, k) if t in r["image_auroc_by_type"]] for t in types)
-        out.append(f"| {m}{label[k]} | " + " | ".join(_cell(v) if v else "-" for v in cells) + " |")
+    for key, title in (("image_auroc_by_type", "Image AUROC by defect type (each type against the normal test frames"),
+                       ("peak_in_defect_by_type", "Share of defect images whose map peaks inside the defect (by type")):
+        types = list(dict.fromkeys(t for r in runs for t in r[key]))
+        out += ["", f"{title}, mean ± std over seeds)", "",
+                "| model | " + " | ".join(types) + " |", "|---|" + "---|" * len(types)]
+        for m, k in groups:
+            cells = ([r[key][t] for r in pick(m, k) if t in r[key]] for t in types)
+            out.append(f"| {m}{label[k]} | " + " | ".join(_cell(v) if v else "-" for v in cells) + " |")
     for k in settings if len({r["seed"] for r in runs}) >= 2 else ():
         per_model = {m: [r["pixel"]["auroc"] for r in sorted(pick(m, k), key=lambda r: r["seed"])] for m in models}
         out += ["", f"Paired t-tests of pixel AUROC over seeds{label[k]} (Benjamini-Hochberg FDR)", "",

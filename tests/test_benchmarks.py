@@ -28,11 +28,14 @@ def test_model_accuracy_prints_the_papers_tables(tmp_path: Path) -> None:
         assert table in out
     assert "| patchcore † |" in out and "| gaussian |" in out
     assert "Image AUROC by defect type" in out and "| model | missing | misalignment |" in out
+    assert "Share of defect images whose map peaks inside the defect" in out
     runs = json.loads((tmp_path / "runs.json").read_text())
     assert len(runs) == 2 * 2 * 2  # models x seeds x (unmasked, masked)
     assert all(0.0 <= r["pixel"]["auroc"] <= 1.0 and r["n_anomalous"] > 0 for r in runs)
     types = {"missing", "misalignment", "bifurcation", "narrowing", "hole"}
     assert all(len(r["image_auroc_by_type"]) >= 3 and set(r["image_auroc_by_type"]) <= types for r in runs)
+    assert all(set(r["peak_in_defect_by_type"]) == set(r["image_auroc_by_type"]) for r in runs)
+    assert all(0.0 <= v <= 1.0 for r in runs for v in r["peak_in_defect_by_type"].values())
     assert len({r["n_images"] + r["n_rejected"] for r in runs}) == 1  # one test set for every model and seed
     assert list((tmp_path / "report").rglob("*.png"))
 

@@ -2,7 +2,7 @@
 
 from pipeline.metrics.aupro import aupro
 from pipeline.metrics.image import ImageMetrics, auroc_by_type, image_metrics
-from pipeline.metrics.pixel import PixelMetrics, pixel_metrics
+from pipeline.metrics.pixel import PixelMetrics, peak_in_defect_by_type, pixel_metrics
 from pipeline.metrics.sizes import SizeTertiles, fn_size_tertiles
 from pipeline.metrics.stats import MeanStd, PairedTest, benjamini_hochberg, mean_std, paired_tests
 from pipeline.metrics.thresholds import OperatingPoint, best_f1_point, best_iou_point
@@ -23,5 +23,6 @@ __all__ = [
     "image_metrics",
     "mean_std",
     "paired_tests",
+    "peak_in_defect_by_type",
     "pixel_metrics",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,3 +47,22 @@ def pixel_metrics(masks: npt.ArrayLike, maps: npt.ArrayLike, valid: npt.ArrayLik
     pt = point_at(y, v, threshold) if threshold is not None else best_iou_point(y, v)
     return PixelMetrics(float(roc_auc_score(y, v)), float(average_precision_score(y, v)), aupro(m, s, fpr_limit),
                         pt.iou, pt.precision, pt.recall, pt.f1, pt.fp_share, pt)
+
+
+def peak_in_defect_by_type(types: Sequence[str], maps: npt.ArrayLike, masks: npt.ArrayLike,
+                           normal: str = "good") -> dict[str, float]:
+    """Share of each defect type's images whose map maximum lies inside the defect's ground truth.
+
+    Whether a model's image score comes from the defect or from elsewhere in the frame: a type can
+    rank above the normal images (``auroc_by_type``) while its maps peak somewhere else. ``maps`` and
+    ``masks`` (N, H, W); types in order of first appearance; images of type ``normal`` are skipped.
+
+    Raises:
+        ValueError: lengths or shapes that do not match.
+    """
+    t = np.asarray(types, dtype=object).ravel()
+    m, gt = np.asarray(maps), np.asarray(masks, bool)
+    if m.shape != gt.shape or m.ndim != 3 or len(t) != len(m):
+        raise ValueError(f"{len(t)} types, maps {m.shape} and masks {gt.shape} do not match")
+    hits = gt.reshape(len(gt), -1)[np.arange(len(gt)), m.reshape(len(m), -1).argmax(1)]
+    return {str(k): float(hits[t == k].mean()) for k in dict.fromkeys(t[t != normal])}

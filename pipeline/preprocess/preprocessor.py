@@ -209,8 +209,10 @@ class Preprocessor:
         accepted = np.ones(n, bool)
         out = np.empty_like(frames)
         masks = np.zeros(frames.shape[:3], bool) if self.config.roi else None
+        # with the contrast step, the standardised frame serves template matching only
+        standardize = self.config.photometric and (self.template is not None or not self.config.contrast)
         for i, raw in enumerate(frames):
-            frame = standardize_channels(raw) if self.config.photometric else raw
+            frame = standardize_channels(raw) if standardize else raw
             off = (0, 0)
             if self.template is not None:
                 m = match_template(frame, self.template)

@@ -16,6 +16,7 @@ from pipeline.metrics import (
     image_metrics,
     mean_std,
     paired_tests,
+    peak_in_defect_by_type,
     pixel_metrics,
 )
 
@@ -46,6 +47,23 @@ def test_auroc_by_type_ranks_each_defect_type_against_the_normal_images() -> Non
     assert auroc_by_type(["hole", "hole"], [0.1, 0.2]) == {} and auroc_by_type(["good"], [0.1]) == {}
     with pytest.raises(ValueError, match="2 types and 3 scores"):
         auroc_by_type(["good", "hole"], [0.1, 0.2, 0.3])
+
+
+def test_peak_in_defect_counts_the_maps_that_peak_inside_their_ground_truth() -> None:
+    types = ["hole", "good", "missing", "hole", "missing"]
+    masks = np.zeros((5, 4, 6), bool)
+    masks[[0, 3], 1:3, 1:3] = True
+    masks[[2, 4], 3, :] = True
+    maps = np.zeros((5, 4, 6), np.float32)
+    maps[0, 2, 2] = 5.0  # inside
+    maps[1, 0, 0] = 9.0  # a normal image: skipped
+    maps[2, 3, 5], maps[2, 0, 0] = 1.0, 2.0  # the defect is seen, but a brighter spot elsewhere wins
+    maps[3, 1, 1] = 3.0  # inside
+    maps[4, 3, 0] = 0.5  # inside
+    assert peak_in_defect_by_type(types, maps, masks) == {"hole": 1.0, "missing": 0.5}
+    assert peak_in_defect_by_type(["good"], maps[1:2], masks[1:2]) == {}
+    with pytest.raises(ValueError, match="do not match"):
+        peak_in_defect_by_type(types[:4], maps, masks)
 
 
 def test_iou_optimal_threshold_is_the_best_over_all_thresholds() -> None:

@@ -80,7 +80,8 @@ def test_train_then_eval_a_masked_artifact(artifact: tuple[Path, dict[str, objec
     assert ev["metrics"]["pixel"]["auroc"] > 0.5
     out = capsys.readouterr().out
     assert "image AUROC" in out and "missed by defect size" in out and "figure heatmaps:" in out
-    assert "image AUROC by defect type: missing" in out
+    assert "image AUROC by defect type: missing" in out and "maps peaking inside the defect, by type: missing" in out
+    assert 0.0 <= ev["metrics"]["peak_in_defect_by_type"]["missing"] <= 1.0
     # each frame's own masks from roi/, on request
     assert main(["eval", "--artifact", str(art), "--data", str(folder), "--roi-source", "frame",
                  "--json", str(tmp_path / "frame.json")]) == 0

@@ -26,7 +26,7 @@ import numpy.typing as npt
 
 from pipeline.data.mvtec import AnomalySet, MvtecSplits, read_mvtec
 from pipeline.evaluation import Predictions, write_report
-from pipeline.metrics import auroc_by_type, fn_size_tertiles, image_metrics, pixel_metrics
+from pipeline.metrics import auroc_by_type, fn_size_tertiles, image_metrics, peak_in_defect_by_type, pixel_metrics
 from pipeline.metrics.sizes import area_ratio
 from pipeline.models import MODELS, FitContext, ModelError, TrainedModel
 from pipeline.models.backbones import BACKBONES
@@ -252,7 +252,8 @@ def evaluate(model: PreprocessedModel, test: AnomalySet, roi: npt.NDArray[np.boo
     Frames rejected by template matching are left out and counted under ``n_rejected``.
     ``fn_tertiles`` counts the missed anomalous images (at the image operating point) per size
     tertile of the defect's area ratio (Eqs. 14-15); ``image_auroc_by_type`` ranks each defect type
-    against the normal frames. With ``report_dir``, the paper's figures
+    against the normal frames, and ``peak_in_defect_by_type`` gives the share of each type's frames
+    whose map peaks inside the defect. With ``report_dir``, the paper's figures
     (ROC/PR curves, heatmap grid, misclassified samples) are written there too.
     """
     with progress_bar(len(test), "eval") as bar:
@@ -282,6 +283,7 @@ def evaluate(model: PreprocessedModel, test: AnomalySet, roi: npt.NDArray[np.boo
                               "n": [t.n_small, t.n_medium, t.n_large]}
     if masks.any():
         pix = pixel_metrics(masks, m_all)
+        out["peak_in_defect_by_type"] = peak_in_defect_by_type(types, m_all, masks)
         out["pixel"] = {"auroc": pix.auroc, "au_pr": pix.au_pr, "aupro_0.3": pix.aupro, "iou": pix.iou,
                         "precision": pix.precision, "recall": pix.recall, "f1": pix.f1, "fp_share": pix.fp_share,
                         "threshold": pix.point.threshold}
@@ -312,6 +314,9 @@ def _print_metrics(m: dict[str, Any]) -> None:
     if "image_auroc_by_type" in m:
         print("image AUROC by defect type: "
               + ", ".join(f"{t} {a:.3f}" for t, a in m["image_auroc_by_type"].items()))
+    if m.get("peak_in_defect_by_type"):
+        print("maps peaking inside the defect, by type: "
+              + ", ".join(f"{t} {100 * a:.0f}%" for t, a in m["peak_in_defect_by_type"].items()))
     for name, path in m.get("figures", {}).items():
         print(f"figure {name}: {path}")
 
