@@ -55,6 +55,8 @@ def test_compose_config_file_validates() -> None:
     assert cfg.server.host == "0.0.0.0" and cfg.server.port == 8765
     assert cfg.mqtt is not None and cfg.mqtt.host == "mqtt", "alerts go to the compose broker"
     assert str(cfg.storage.db_path).startswith("/data/") and str(cfg.storage.cache_dir).startswith("/models/")
+    grace = re.fullmatch(r"(\d+)s", server["stop_grace_period"])
+    assert grace and int(grace.group(1)) > cfg.server.shutdown_timeout_s, "the engine's kill comes after our watchdog"
 
 
 def test_dockerfile_pins_torch_and_installs_open3d_dependency() -> None:

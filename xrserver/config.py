@@ -52,6 +52,8 @@ class ServerSection(_Model):
     allowed_origins: tuple[str, ...] = ()
     public_url: str | None = None
     limits: LimitsConfig = LimitsConfig()
+    # after SIGTERM/SIGINT: a shutdown still running this long dumps every thread's stack and exits 1
+    shutdown_timeout_s: float = Field(20.0, gt=0)
 
 
 class TokensConfig(_Model):

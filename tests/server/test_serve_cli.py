@@ -23,10 +23,18 @@ from overlays.messages import Hello, Welcome
 from xrserver.testing import REPO_ROOT, scaled
 
 
-def _serve(args: list[str], cwd: Path) -> subprocess.Popen[str]:
+def _serve(args: list[str], cwd: Path) -> tuple[subprocess.Popen[str], Path]:
+    """Start ``xrserver serve``; stdout is a pipe, stderr (the logs) goes to a file.
+
+    A pipe nobody drains fills at 64 KiB and then blocks the server's next log write, which
+    made the shutdown look hung; a file never blocks.
+    """
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(REPO_ROOT)}
-    return subprocess.Popen([sys.executable, "-m", "xrserver.cli", "serve", *args], cwd=cwd, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    err_path = cwd / "serve.stderr"
+    with err_path.open("w") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "xrserver.cli", "serve", *args], cwd=cwd, env=env,
+                                stdout=subprocess.PIPE, stderr=err, text=True)
+    return proc, err_path
 
 
 def _read_urls(proc: subprocess.Popen[str], timeout: float) -> dict[str, str]:
@@ -57,7 +65,7 @@ def test_serve_prints_urls_answers_health_and_exits_0_on_sigterm(tmp_path: Path)
     cfg.write_text("server: {port: 0}\nstorage: {db_path: records/r.db, cache_dir: cache}\n"
                    "analyzer: {preset: tiny, lut_step_m: 0.1}\n"
                    "sources: [{kind: twin, fps: 10, width_px: 160, height_px: 120, cameras: [lower, oblique_left]}]\n")
-    proc = _serve(["--config", str(cfg), "--log-format", "json"], tmp_path)
+    proc, err_path = _serve(["--config", str(cfg), "--log-format", "json"], tmp_path)
     try:
         urls = _read_urls(proc, scaled(120))  # the first start trains the two cameras' models
         assert {"operator", "supervisor", "admin", "WebSocket", "health", "camera token"} <= set(urls), urls
@@ -94,13 +102,15 @@ def test_serve_prints_urls_answers_health_and_exits_0_on_sigterm(tmp_path: Path)
 
         close_code = asyncio.run(client())
         assert close_code == 1001, "clients are told the server is going away"
-        rc = proc.wait(timeout=scaled(15))
-        _, err = proc.communicate(timeout=5)
+        rc = proc.wait(timeout=scaled(25))  # past the 20 s watchdog: a hang shows its stacks below
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert rc == 0, err[-2000:]
+        assert proc.stdout is not None
+        proc.stdout.close()
+    err = err_path.read_text()
+    assert rc == 0, err[-4000:]
     assert op_token not in err and "token=***" in err, "tokens never reach the logs"
     logs = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
     assert {"ts", "level", "logger", "msg"} <= set(logs[0]) and any("shutting down" in r["msg"] for r in logs)
@@ -111,11 +121,35 @@ def test_serve_prints_urls_answers_health_and_exits_0_on_sigterm(tmp_path: Path)
     assert rows and all(r[1] is not None for r in rows), f"the open pass was ended and committed: {rows}"
 
 
+def test_a_shutdown_past_its_timeout_dumps_every_thread_and_exits_1(tmp_path: Path) -> None:
+    """The watchdog: here the timeout is shorter than any real shutdown, so it always fires."""
+    cfg = tmp_path / "cell.yaml"
+    cfg.write_text("server: {port: 0, shutdown_timeout_s: 0.001}\n"
+                   "storage: {db_path: records/r.db, cache_dir: cache}\nanalyzer: {kind: diagnostic}\n"
+                   "sources: [{kind: twin, fps: 10, width_px: 80, height_px: 60, cameras: [lower]}]\n")
+    proc, err_path = _serve(["--config", str(cfg)], tmp_path)
+    try:
+        assert "camera token" in _read_urls(proc, scaled(60)), err_path.read_text()[-2000:]
+        proc.send_signal(signal.SIGTERM)
+        rc = proc.wait(timeout=scaled(15))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        assert proc.stdout is not None
+        proc.stdout.close()
+    err = err_path.read_text()
+    assert rc == 1, err[-2000:]
+    assert "stack dump and exit 1 if not done in 0.001 s" in err
+    assert "Thread 0x" in err and "most recent call first" in err, err[-2000:]
+
+
 def test_bad_config_fails_at_start_naming_the_field(tmp_path: Path) -> None:
     cfg = tmp_path / "bad.yaml"
     cfg.write_text("sources:\n  - kind: twin\n    fps: -3\n")
-    proc = _serve(["--config", str(cfg)], tmp_path)
-    out, err = proc.communicate(timeout=scaled(60))
+    proc, err_path = _serve(["--config", str(cfg)], tmp_path)
+    out, _ = proc.communicate(timeout=scaled(60))
+    err = err_path.read_text()
     assert proc.returncode == 2
     lines = [ln for ln in err.strip().splitlines() if ln]
     assert len(lines) == 1 and "sources[0].fps" in lines[0], err

@@ -4,7 +4,9 @@ With no arguments it runs the embedded twin with its four cameras on 127.0.0.1:8
 URLs carrying tokens generated at start (as Jupyter does). ``--config FILE`` reads one validated
 YAML file (see configs/example.yaml); a bad one fails at start with a one-line message naming
 the field and exit code 2. SIGTERM or SIGINT shut down cleanly: clients are closed with 1001,
-the open pass is written, records are closed, and the process exits 0.
+the open pass is written, records are closed, and the process exits 0. A shutdown that is
+still running ``server.shutdown_timeout_s`` after the signal writes every thread's stack to
+stderr and exits 1, so a hang is diagnosed rather than waited on.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import faulthandler
 import json
 import logging
 import signal
@@ -107,14 +110,19 @@ class _Uvicorn(uvicorn.Server):
     """uvicorn that closes our clients with 1001 before its own shutdown, and exits 0 on signals
     (uvicorn re-raises a caught signal after shutdown, which would make the exit status -15)."""
 
-    def __init__(self, config: uvicorn.Config, xr: XrServer) -> None:
+    def __init__(self, config: uvicorn.Config, xr: XrServer, shutdown_timeout_s: float) -> None:
         super().__init__(config)
         self.xr = xr
+        self.shutdown_timeout_s = shutdown_timeout_s
 
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
         def on_signal(sig: int, frame: FrameType | None) -> None:
-            log.info("received %s; shutting down", signal.Signals(sig).name)
+            if not self.should_exit:  # the first signal (a second SIGINT makes uvicorn skip its waits)
+                log.info("received %s; shutting down (stack dump and exit 1 if not done in %g s)",
+                         signal.Signals(sig).name, self.shutdown_timeout_s)
+                # a C watchdog thread: it fires even if a stuck native call holds the GIL
+                faulthandler.dump_traceback_later(self.shutdown_timeout_s, exit=True)
             self.handle_exit(sig, frame)
 
         old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
@@ -183,7 +191,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise CliError(f"cannot prepare the analyzer: {e}") from None
     port = sock.getsockname()[1]
     tls = config.server.tls
-    server = _Uvicorn(uvicorn_config(xr, config), xr)
+    server = _Uvicorn(uvicorn_config(xr, config), xr, config.server.shutdown_timeout_s)
 
     async def run() -> None:
         task = asyncio.create_task(server.serve(sockets=[sock]))
