@@ -167,10 +167,10 @@ class Preprocessor:
         if ref.ndim != 3 or ref.shape[2] != 3 or ref.dtype != np.uint8:
             raise PreprocessError(f"the reference frame must be (H, W, 3) uint8, got {ref.dtype} {ref.shape}")
         H, W = ref.shape[:2]
-        if config.photometric:
-            ref = standardize_channels(ref)
-        template = (cut_template(ref, config.template_box_xywh, config.template_threshold)
-                    if config.template else None)
+        template = None
+        if config.template:  # the template is cut from the frame as the matcher will see frames
+            matched = standardize_channels(ref) if config.photometric else ref
+            template = cut_template(matched, config.template_box_xywh, config.template_threshold)
         roi = None
         if config.roi:
             if seam_mask is None:

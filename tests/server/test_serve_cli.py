@@ -140,7 +140,6 @@ def test_a_shutdown_past_its_timeout_dumps_every_thread_and_exits_1(tmp_path: Pa
         proc.stdout.close()
     err = err_path.read_text()
     assert rc == 1, err[-2000:]
-    assert "stack dump and exit 1 if not done in 0.001 s" in err
     assert "Thread 0x" in err and "most recent call first" in err, err[-2000:]
 
 

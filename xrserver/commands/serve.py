@@ -114,13 +114,14 @@ class _Uvicorn(uvicorn.Server):
         super().__init__(config)
         self.xr = xr
         self.shutdown_timeout_s = shutdown_timeout_s
+        self.signal_name: str | None = None  # set by the first SIGTERM/SIGINT
 
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
         def on_signal(sig: int, frame: FrameType | None) -> None:
+            # no logging here: a handler that interrupts a log write would re-enter the stream
             if not self.should_exit:  # the first signal (a second SIGINT makes uvicorn skip its waits)
-                log.info("received %s; shutting down (stack dump and exit 1 if not done in %g s)",
-                         signal.Signals(sig).name, self.shutdown_timeout_s)
+                self.signal_name = signal.Signals(sig).name
                 # a C watchdog thread: it fires even if a stuck native call holds the GIL
                 faulthandler.dump_traceback_later(self.shutdown_timeout_s, exit=True)
             self.handle_exit(sig, frame)
@@ -133,6 +134,9 @@ class _Uvicorn(uvicorn.Server):
                 signal.signal(s, h)
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        if self.signal_name is not None:
+            log.info("received %s; shutting down (stack dump and exit 1 if not done in %g s)",
+                     self.signal_name, self.shutdown_timeout_s)
         await self.xr.ws.close_all(1001, "server shutting down")
         await super().shutdown(sockets)
 
