@@ -37,6 +37,15 @@ def _serve(args: list[str], cwd: Path) -> tuple[subprocess.Popen[str], Path]:
     return proc, err_path
 
 
+def _reap(proc: subprocess.Popen[str]) -> None:
+    """Kill the server if it is still running (a failed test) and close its stdout pipe."""
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+    assert proc.stdout is not None
+    proc.stdout.close()
+
+
 def _read_urls(proc: subprocess.Popen[str], timeout: float) -> dict[str, str]:
     assert proc.stdout is not None
     urls: dict[str, str] = {}
@@ -104,11 +113,7 @@ def test_serve_prints_urls_answers_health_and_exits_0_on_sigterm(tmp_path: Path)
         assert close_code == 1001, "clients are told the server is going away"
         rc = proc.wait(timeout=scaled(25))  # past the 20 s watchdog: a hang shows its stacks below
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        assert proc.stdout is not None
-        proc.stdout.close()
+        _reap(proc)
     err = err_path.read_text()
     assert rc == 0, err[-4000:]
     assert op_token not in err and "token=***" in err, "tokens never reach the logs"
@@ -133,11 +138,7 @@ def test_a_shutdown_past_its_timeout_dumps_every_thread_and_exits_1(tmp_path: Pa
         proc.send_signal(signal.SIGTERM)
         rc = proc.wait(timeout=scaled(15))
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        assert proc.stdout is not None
-        proc.stdout.close()
+        _reap(proc)
     err = err_path.read_text()
     assert rc == 1, err[-2000:]
     assert "Thread 0x" in err and "most recent call first" in err, err[-2000:]
