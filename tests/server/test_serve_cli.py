@@ -26,8 +26,8 @@ from xrserver.testing import REPO_ROOT, scaled
 def _serve(args: list[str], cwd: Path) -> tuple[subprocess.Popen[str], Path]:
     """Start ``xrserver serve``; stdout is a pipe, stderr (the logs) goes to a file.
 
-    A pipe nobody drains fills at 64 KiB and then blocks the server's next log write, which
-    made the shutdown look hung; a file never blocks.
+    The file can be read whether or not the server exits, so a hung shutdown's logs (and the
+    watchdog's stacks) reach the failure message; a pipe nobody drains could also block the server.
     """
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(REPO_ROOT)}
     err_path = cwd / "serve.stderr"
