@@ -12,7 +12,7 @@ frames the models see (``pipeline.models.pretrain``). Variants, each over the se
 Prints mean ± std of the image and pixel metrics and each variant's pixel AUROC and AUPRO relative
 to the random-backbone variant of the same model (the baseline of the same run).
 
-    .venv/bin/python benchmarks/backbone_study.py --seeds 0 1 2 --viewpoint centre
+    .venv/bin/python benchmarks/backbone_study.py --seeds 0 1 2 --viewpoint centre [--contrast]
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from pipeline.data.twinset import TwinSetPlan, render_twin_splits, scaled_roi_ma
 from pipeline.metrics import mean_std
 from pipeline.models.pretrain import PretrainConfig, pretrain
 from pipeline.models.training import FitContext
-from pipeline.preprocess import PreprocessConfig, calibrate_preprocessed, train_preprocessed
+from pipeline.preprocess import PreprocessConfig, calibrate_preprocessed, contrast_frames, train_preprocessed
 from pipeline.twin import DigitalTwin, TwinConfig
 from xrserver.commands.models import evaluate
 
@@ -68,6 +68,8 @@ def main() -> None:
     ap.add_argument("--distill-steps", type=int, default=300)
     ap.add_argument("--models", nargs="+", choices=("patchcore", "efficientad-s"),
                     default=["patchcore", "efficientad-s"])
+    ap.add_argument("--contrast", action=argparse.BooleanOptionalAction, default=False,
+                    help="models see the local contrast, and SimCLR learns from it (as `xrserver pretrain --contrast`)")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     if args.json:
@@ -82,11 +84,12 @@ def main() -> None:
         roi_margin_px=0))
     assert train.roi is not None, "the twin's sets carry their nominal seams"
     # the reference ROI: the first training frame's nominal seams + margin, moved with the template match
-    cfg = PreprocessConfig(template=True, roi=True, roi_margin_px=margin, photometric=True)
+    cfg = PreprocessConfig(template=True, roi=True, roi_margin_px=margin, photometric=True, contrast=args.contrast)
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        ssl = pretrain(train.images, Path(tmp) / "simclr.pt", PretrainConfig(steps=args.ssl_steps), FitContext(seed=0))
+        ssl_frames = contrast_frames(train.images) if args.contrast else train.images
+        ssl = pretrain(ssl_frames, Path(tmp) / "simclr.pt", PretrainConfig(steps=args.ssl_steps), FitContext(seed=0))
         ssl_s = time.perf_counter() - t0
         for label, name, use_ssl, overrides in variants:
             if name == "efficientad-s" and "teacher" in overrides:
@@ -98,7 +101,8 @@ def main() -> None:
                 model = calibrate_preprocessed(model, val.images, val.masks)
                 rows.append({"variant": label, "seed": seed, **evaluate(model, test)})
     print(f"twin lower, viewpoint {args.viewpoint} at {w}x{h}, {len(train)} training frames, {len(test)} test frames; "
-          f"preset {args.preset}, masked (reference ROI, seams + {margin} px), template + photometric; "
+          f"preset {args.preset}, masked (reference ROI, seams + {margin} px), template + photometric"
+          f"{' + local contrast' if args.contrast else ''}; "
           f"SimCLR {args.ssl_steps} steps ({ssl_s:.0f} s, loss "
           f"{np.mean(ssl.losses[:10]):.2f} -> {np.mean(ssl.losses[-10:]):.2f}); seeds {args.seeds} (EfficientAD "
           f"{args.efficientad_seeds or args.seeds}); "

@@ -2,6 +2,7 @@
 with a photometric step (its §9 future work) and a local contrast step of ours, applied the same way in
 training and serving, each switchable (masked † vs unmasked runs)."""
 
+from pipeline.preprocess.contrast import contrast_frames
 from pipeline.preprocess.errors import FrameRejectedError, PreprocessError
 from pipeline.preprocess.model import (
     PreprocessedModel,
@@ -26,6 +27,7 @@ __all__ = [
     "TemplateMatch",
     "ViewTemplate",
     "calibrate_preprocessed",
+    "contrast_frames",
     "cut_template",
     "load_preprocessed",
     "match_template",

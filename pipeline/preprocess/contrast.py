@@ -70,6 +70,23 @@ def local_contrast(frame: U8, kernel_px: int, pool_px: int) -> U8:
     return colour_distance(frame, paint_colour(frame, kernel_px), pool_px)
 
 
+def contrast_frames(frames: U8) -> U8:
+    """(N, H, W, 3) uint8 frames → their local contrast at the sizes scaled to their width: what a model
+    trained with the contrast step sees, before template alignment and ROI masking (e.g. the frames
+    to pretrain its backbone on).
+
+    Raises:
+        PreprocessError: frames that are not (N, H, W, 3) uint8.
+    """
+    if frames.ndim != 4:
+        raise PreprocessError(f"local contrast needs (N, H, W, 3) uint8 frames, got {frames.dtype} {frames.shape}")
+    kernel, pool = scaled_contrast_px(frames.shape[2])
+    out = np.empty_like(frames)
+    for i, frame in enumerate(frames):
+        out[i] = local_contrast(frame, kernel, pool)
+    return out
+
+
 def colour_distance(frame: U8, paint: U8, pool_px: int) -> U8:
     """The RGB distance of ``frame`` from ``paint`` (both (H, W, 3) uint8), max-pooled over ``pool_px``,
     rounded and saturated to 0..255, in all three channels."""

@@ -18,7 +18,7 @@ from pipeline.preprocess import (
     save_preprocessed,
     train_preprocessed,
 )
-from pipeline.preprocess.contrast import local_contrast, scaled_contrast_px
+from pipeline.preprocess.contrast import contrast_frames, local_contrast, scaled_contrast_px
 
 U8 = npt.NDArray[np.uint8]
 Mask = npt.NDArray[np.bool_]
@@ -99,3 +99,12 @@ def test_contrast_sizes_scale_with_the_frame_and_bad_ones_are_refused() -> None:
         local_contrast(np.zeros((8, 8), np.uint8), 3, 1)
     old = PreprocessConfig.from_dict({"roi": True, "roi_margin_px": 4})  # a manifest from before the step
     assert not old.contrast
+
+
+def test_contrast_frames_are_what_a_contrast_model_sees_before_alignment() -> None:
+    rng = np.random.default_rng(2)
+    frames = np.stack([_body(paint, SEALANTS[0], rng) for paint in ((170, 60, 55), (60, 62, 66))])
+    seen = Preprocessor.fit(PreprocessConfig(contrast=True), frames[0]).apply(frames).images
+    np.testing.assert_array_equal(contrast_frames(frames), seen)
+    with pytest.raises(PreprocessError, match=r"\(N, H, W, 3\)"):
+        contrast_frames(frames[0])

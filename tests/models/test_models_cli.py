@@ -9,6 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from tests.models.test_preprocess import synthetic_view
 from xrserver.cli import main
@@ -123,6 +124,16 @@ def test_pretrain_writes_backbone_weights_that_train_accepts(folder: Path, tmp_p
     assert report["steps"] == 3 and report["weights"] == str(weights) and report["loss_last"] > 0
     assert main(["train", "--model", "patchcore", "--data", str(folder), "--out", str(tmp_path / "pc"),
                  "--no-roi", "--backbone-weights", str(weights)]) == 0
+    # a backbone for models that see the local contrast learns from the contrast images, not the colours
+    on_contrast, js2 = tmp_path / "ssl-contrast.pt", tmp_path / "p2.json"
+    assert main(["pretrain", "--data", str(folder), "--steps", "3", "--batch-size", "4", "--crop", "32",
+                 "--contrast", "--out", str(on_contrast), "--json", str(js2)]) == 0
+    assert not report["contrast"] and json.loads(js2.read_text())["contrast"]
+    first, second = torch.load(weights), torch.load(on_contrast)
+    assert first.keys() == second.keys()
+    assert any(not torch.equal(first[k], second[k]) for k in first)  # same seed and steps, other inputs
+    assert main(["train", "--model", "patchcore", "--data", str(folder), "--out", str(tmp_path / "pc2"),
+                 "--no-roi", "--contrast", "--backbone-weights", str(on_contrast)]) == 0
 
 
 def test_export_refreshes_or_writes_onnx_with_parity(artifact: tuple[Path, dict[str, object]], tmp_path: Path,

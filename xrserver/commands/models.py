@@ -36,6 +36,7 @@ from pipeline.preprocess import (
     PreprocessConfig,
     PreprocessedModel,
     calibrate_preprocessed,
+    contrast_frames,
     load_preprocessed,
     predict_dataset,
     save_preprocessed,
@@ -137,6 +138,9 @@ def _add_pretrain(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=positive_int, default=32, help="crops per step (32)")
     p.add_argument("--crop", type=positive_int, default=64, help="crop side in px (64)")
     p.add_argument("--seed", type=non_negative_int, default=0)
+    p.add_argument("--contrast", action="store_true",
+                   help="pretrain on the local contrast of the frames: for a backbone that models trained with "
+                        "--contrast will use; default off (the colour frames)")
     add_json_arg(p)
     p.set_defaults(func=cmd_pretrain)
 
@@ -392,17 +396,20 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
                 bar.refresh()
 
             t0 = time.perf_counter()
-            result = pretrain(splits.train.images, args.out, cfg, FitContext(seed=args.seed, progress=tick))
+            images = contrast_frames(splits.train.images) if args.contrast else splits.train.images
+            result = pretrain(images, args.out, cfg, FitContext(seed=args.seed, progress=tick))
     except ModelError as e:
         raise CliError(str(e)) from None
     except OSError as e:
         raise CliError(f"--out {args.out}: cannot write the weights: {e}") from None
     k = max(1, len(result.losses) // 10)
     first, last = float(np.mean(result.losses[:k])), float(np.mean(result.losses[-k:]))
-    print(f"SimCLR on {result.n_images} normal frames of {splits.root}: loss {first:.3f} -> {last:.3f} "
+    what = "the local contrast of " if args.contrast else ""
+    print(f"SimCLR on {what}{result.n_images} normal frames of {splits.root}: loss {first:.3f} -> {last:.3f} "
           f"({time.perf_counter() - t0:.0f} s); weights in {args.out} (use --backbone-weights {args.out})")
     write_json(args.json, {"weights": str(args.out), "backbone": args.backbone, "data": splits.root,
-                           "n_images": result.n_images, "steps": args.steps, "loss_first": first, "loss_last": last})
+                           "contrast": args.contrast, "n_images": result.n_images, "steps": args.steps,
+                           "loss_first": first, "loss_last": last})
     return 0
 
 
