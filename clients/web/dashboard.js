@@ -9,7 +9,7 @@ const token = new URLSearchParams(location.search).get("token") || "";
 const auth = { headers: { Authorization: `Bearer ${token}` } };
 const $ = (id) => document.getElementById(id);
 $("ar-link").href = `/static/ar.html?token=${encodeURIComponent(token)}`;
-const state = { vehicle: null, defects: new Map(), alerts: new Map(), views: {}, scene: null };
+const state = { vehicle: null, defects: new Map(), alerts: new Map(), views: {}, scene: null, review: null };
 window.xrState = state; // for tests and for a curious supervisor's console
 
 // ---------- 3D view ----------
@@ -79,28 +79,31 @@ function drawMarkers() {
 }
 
 // ---------- panels ----------
-function renderDefects() {
-  const body = $("defects").querySelector("tbody");
-  body.replaceChildren();
-  const rows = [...state.defects.values()].sort((a, b) => b.peak_score - a.peak_score);
-  for (const d of rows) {
-    const tr = document.createElement("tr");
-    tr.className = d.status;
-    tr.dataset.defectId = d.defect_id;
-    const size = `${d.extent_mm[0].toFixed(0)} x ${d.extent_mm[1].toFixed(0)} mm`;
-    const along = d.s_mm == null ? "-" : `${d.s_mm.toFixed(0)} mm`;
-    tr.innerHTML = `<td>${d.defect_id.split("-").pop()}</td><td>${d.seam_id ?? "off seam"}</td><td>${d.robot_id ?? "-"}</td>`
-      + `<td>${along}</td><td>${size}</td><td><span class="sev" style="background:${css(severity(d.peak_score))}"></span>`
-      + `${d.peak_score.toFixed(2)}</td><td>${d.status}</td><td></td>`;
-    for (const [label, status] of [["confirm", "confirmed"], ["reject", "rejected"], ["fixed", "fixed"]]) {
-      const b = document.createElement("button");
-      b.textContent = label;
-      b.className = `fb-${label}`;
-      b.onclick = () => sendFeedback(d, status);
-      tr.lastChild.appendChild(b);
-    }
-    body.appendChild(tr);
+const ACTIONS = [["confirm", "confirmed"], ["reject", "rejected"], ["fixed", "fixed"]]; // button/action, status
+
+/** One defect row with its feedback buttons; onAction(action, status) sends the click. */
+function defectRow(d, onAction) {
+  const tr = document.createElement("tr");
+  tr.className = d.status;
+  tr.dataset.defectId = d.defect_id;
+  const size = `${d.extent_mm[0].toFixed(0)} x ${d.extent_mm[1].toFixed(0)} mm`;
+  const along = d.s_mm == null ? "-" : `${d.s_mm.toFixed(0)} mm`;
+  tr.innerHTML = `<td>${d.defect_id.split("-").pop()}</td><td>${d.seam_id ?? "off seam"}</td><td>${d.robot_id ?? "-"}</td>`
+    + `<td>${along}</td><td>${size}</td><td><span class="sev" style="background:${css(severity(d.peak_score))}"></span>`
+    + `${d.peak_score.toFixed(2)}</td><td>${d.status}</td><td></td>`;
+  for (const [action, status] of ACTIONS) {
+    const b = document.createElement("button");
+    b.textContent = action;
+    b.className = `fb-${action}`;
+    b.onclick = () => onAction(action, status);
+    tr.lastChild.appendChild(b);
   }
+  return tr;
+}
+
+function renderDefects() {
+  const rows = [...state.defects.values()].sort((a, b) => b.peak_score - a.peak_score);
+  $("defects").querySelector("tbody").replaceChildren(...rows.map((d) => defectRow(d, (_, status) => sendFeedback(d, status))));
   $("ndef").textContent = rows.length;
   drawMarkers();
 }
@@ -180,12 +183,41 @@ async function renderHistory() {
   body.replaceChildren();
   for (const p of (await r.json()).inspections) {
     const tr = document.createElement("tr");
+    tr.dataset.passId = p.pass_id;
     const ended = p.ended_ts_ns ? new Date(Number(BigInt(p.ended_ts_ns) / 1000000n)).toLocaleTimeString() : "in progress";
     const cov = p.coverage == null ? "-" : `${(100 * p.coverage).toFixed(0)} %`;
-    tr.innerHTML = `<td>${p.vehicle_id}</td><td>${ended}</td><td>${p.n_defects ?? "-"}</td><td>${cov}</td><td>${p.model_name}</td>`;
+    tr.innerHTML = `<td>${p.vehicle_id}</td><td>${ended}</td><td>${p.n_defects ?? "-"}</td><td>${cov}</td><td>${p.model_name}</td>`
+      + '<td><button class="review">review</button></td>';
+    tr.querySelector("button").onclick = () => renderReview(p.pass_id);
     body.appendChild(tr);
   }
+  if (state.review) renderReview(state.review);
 }
+
+// ---------- review of one recorded inspection (a vehicle that has left the cell, or the current one) ----------
+async function renderReview(passId) {
+  state.review = passId;
+  const r = await fetch(`/api/inspections/${encodeURIComponent(passId)}`, auth);
+  if (state.review !== passId) return; // another review was opened meanwhile
+  const box = $("review");
+  if (!r.ok) { $("review-title").textContent = `inspection ${passId} unavailable (${r.status})`; box.hidden = false; return; }
+  const p = await r.json();
+  $("review-title").textContent = `vehicle ${p.vehicle_id}`;
+  const rows = p.defects.sort((a, b) => b.peak_score - a.peak_score)
+    .map((d) => defectRow(d, (action) => postFeedback(passId, d.defect_id, action)));
+  box.querySelector("tbody").replaceChildren(...rows);
+  box.hidden = false;
+}
+
+async function postFeedback(passId, defectId, action) {
+  const r = await fetch(`/api/inspections/${encodeURIComponent(passId)}/feedback`, {
+    method: "POST", headers: { ...auth.headers, "Content-Type": "application/json" },
+    body: JSON.stringify({ defect_id: defectId, action }) });
+  await renderReview(passId); // the recorded status, whatever happened
+  if (!r.ok) $("review-title").textContent += ` - feedback on ${defectId} refused (${r.status})`;
+}
+
+$("review-close").onclick = () => { state.review = null; $("review").hidden = true; };
 
 // ---------- the protocol ----------
 function sendFeedback(d, status) {

@@ -1,7 +1,8 @@
 """The supervisor dashboard in real headless Chromium (Debian's, driven by selenium): it loads with a
 token, the 3D view and the camera tiles (WebRTC video) come up, the defect list fills with the twin's
 defects, and a click on "confirm" is recorded on the server. The screenshot lands in the test's tmp
-folder (and in ``$XR_ARTIFACTS`` when set). A browser camera publishes into the server."""
+folder (and in ``$XR_ARTIFACTS`` when set). A vehicle that has left the cell is reviewed and confirmed from
+the history. A browser camera publishes into the server."""
 
 from __future__ import annotations
 
@@ -64,6 +65,36 @@ async def test_dashboard_shows_the_twin_and_records_a_confirm(browser: WebDriver
     assert isinstance(feedback, list)
     assert any(f["defect_id"] == defect_id and f["action"] == "confirm" and f["role"] == "supervisor"
                for f in feedback), feedback
+
+
+async def test_a_supervisor_reviews_a_vehicle_that_left_and_confirms_its_defect(
+        browser: WebDriver, until: Until, screenshot: Callable[[str], Path], reference_config: ServerConfig) -> None:
+    """The live list empties when the next vehicle comes in; its defects stay reviewable from the history."""
+    twin = DigitalTwin(TwinConfig(seed=0, width_px=320, height_px=240, speed_mps=1.0))
+    async with run_server(reference_config, [TwinSource.from_twin(twin, fps=10, first_vehicle=5)]) as srv:
+        token = srv.auth.token_for("supervisor")
+        await asyncio.to_thread(browser.get, f"{srv.http}/?token={token}")
+        # an ended inspection with defects shows in the history (refreshed on every pass_end)
+        pass_id = await until("const r = [...document.querySelectorAll('#history tbody tr')].find(r =>"
+                              " r.children[1].textContent !== 'in progress' && Number(r.children[2].textContent) > 0);"
+                              "return r ? r.dataset.passId : null", 120)
+        browser.execute_script(f"document.querySelector('#history tr[data-pass-id=\"{pass_id}\"] button.review')"
+                               f".click()")
+        await until("return document.querySelectorAll('#review tbody tr').length > 0", 15)
+        assert not browser.execute_script("return document.getElementById('review').hidden")
+        defect_id = browser.execute_script("return document.querySelector('#review tbody tr').dataset.defectId")
+        browser.execute_script(f"document.querySelector('#review tr[data-defect-id=\"{defect_id}\"] button.fb-confirm')"
+                               f".click()")
+        await until(f"const r = document.querySelector('#review tr[data-defect-id=\"{defect_id}\"]');"
+                    "return r !== null && r.className === 'confirmed'", 15)
+        screenshot("dashboard-review.png")
+        record = await asyncio.to_thread(get_json, f"{srv.http}/api/inspections/{pass_id}", token)
+        browser.execute_script("document.getElementById('review-close').click()")
+        assert browser.execute_script("return document.getElementById('review').hidden")
+    assert record["ended_ts_ns"] is not None  # the vehicle had left the cell
+    assert [d["status"] for d in record["defects"] if d["defect_id"] == defect_id] == ["confirmed"]
+    assert any(f["defect_id"] == defect_id and f["action"] == "confirm" and f["role"] == "supervisor"
+               for f in record["feedback"]), record["feedback"]
 
 
 async def test_dashboard_without_a_valid_token_says_so(tmp_path: Path, browser: WebDriver, until: Until) -> None:
