@@ -214,7 +214,7 @@ async function postFeedback(passId, defectId, action) {
     method: "POST", headers: { ...auth.headers, "Content-Type": "application/json" },
     body: JSON.stringify({ defect_id: defectId, action }) });
   await renderReview(passId); // the recorded status, whatever happened
-  if (!r.ok) $("review-title").textContent += ` - feedback on ${defectId} refused (${r.status})`;
+  if (!r.ok && state.review === passId) $("review-title").textContent += ` - feedback on ${defectId} refused (${r.status})`;
 }
 
 $("review-close").onclick = () => { state.review = null; $("review").hidden = true; };

@@ -92,9 +92,11 @@ async def test_a_supervisor_reviews_a_vehicle_that_left_and_confirms_its_defect(
         browser.execute_script("document.getElementById('review-close').click()")
         assert browser.execute_script("return document.getElementById('review').hidden")
     assert record["ended_ts_ns"] is not None  # the vehicle had left the cell
-    assert [d["status"] for d in record["defects"] if d["defect_id"] == defect_id] == ["confirmed"]
+    defects, feedback = record["defects"], record["feedback"]
+    assert isinstance(defects, list) and isinstance(feedback, list)
+    assert [d["status"] for d in defects if d["defect_id"] == defect_id] == ["confirmed"]
     assert any(f["defect_id"] == defect_id and f["action"] == "confirm" and f["role"] == "supervisor"
-               for f in record["feedback"]), record["feedback"]
+               for f in feedback), feedback
 
 
 async def test_dashboard_without_a_valid_token_says_so(tmp_path: Path, browser: WebDriver, until: Until) -> None:
