@@ -69,7 +69,7 @@ async def test_dashboard_shows_the_twin_and_records_a_confirm(browser: WebDriver
 
 async def test_a_supervisor_reviews_a_vehicle_that_left_and_confirms_its_defect(
         browser: WebDriver, until: Until, screenshot: Callable[[str], Path], reference_config: ServerConfig) -> None:
-    """The live list empties when the next vehicle comes in; its defects stay reviewable from the history."""
+    """An ended inspection opens from the history with its defects, and a confirm there is recorded on it."""
     twin = DigitalTwin(TwinConfig(seed=0, width_px=320, height_px=240, speed_mps=1.0))
     async with run_server(reference_config, [TwinSource.from_twin(twin, fps=10, first_vehicle=5)]) as srv:
         token = srv.auth.token_for("supervisor")
