@@ -81,7 +81,7 @@ function drawMarkers() {
 // ---------- panels ----------
 const ACTIONS = [["confirm", "confirmed"], ["reject", "rejected"], ["fixed", "fixed"]]; // button/action, status
 
-/** One defect row with its feedback buttons; onAction(action, status) sends the click. */
+/** One defect row with its feedback buttons; onAction(d, action, status) sends the click. */
 function defectRow(d, onAction) {
   const tr = document.createElement("tr");
   tr.className = d.status;
@@ -95,16 +95,20 @@ function defectRow(d, onAction) {
     const b = document.createElement("button");
     b.textContent = action;
     b.className = `fb-${action}`;
-    b.onclick = () => onAction(action, status);
+    b.onclick = () => onAction(d, action, status);
     tr.lastChild.appendChild(b);
   }
   return tr;
 }
 
+/** The rows of a defect table (live or review), highest score first. */
+function fillDefects(tbody, defects, onAction) {
+  tbody.replaceChildren(...[...defects].sort((a, b) => b.peak_score - a.peak_score).map((d) => defectRow(d, onAction)));
+}
+
 function renderDefects() {
-  const rows = [...state.defects.values()].sort((a, b) => b.peak_score - a.peak_score);
-  $("defects").querySelector("tbody").replaceChildren(...rows.map((d) => defectRow(d, (_, status) => sendFeedback(d, status))));
-  $("ndef").textContent = rows.length;
+  fillDefects($("defects").querySelector("tbody"), state.defects.values(), (d, _, status) => sendFeedback(d, status));
+  $("ndef").textContent = state.defects.size;
   drawMarkers();
 }
 
@@ -203,9 +207,7 @@ async function renderReview(passId) {
   if (!r.ok) { $("review-title").textContent = `inspection ${passId} unavailable (${r.status})`; box.hidden = false; return; }
   const p = await r.json();
   $("review-title").textContent = `vehicle ${p.vehicle_id}`;
-  const rows = p.defects.sort((a, b) => b.peak_score - a.peak_score)
-    .map((d) => defectRow(d, (action) => postFeedback(passId, d.defect_id, action)));
-  box.querySelector("tbody").replaceChildren(...rows);
+  fillDefects(box.querySelector("tbody"), p.defects, (d, action) => postFeedback(passId, d.defect_id, action));
   box.hidden = false;
 }
 
