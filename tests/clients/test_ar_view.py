@@ -49,21 +49,23 @@ async def test_ar_view_falls_back_to_a_preview_with_highlights_and_an_arrow(
         assert str(next_id).split("-")[-1] in str(browser.execute_script(
             "return document.getElementById('next').textContent"))
         screenshot("ar_preview.png")
-        next_id = browser.execute_script(  # the nearest open defect may have changed as the car moved
-            "const id = window.xrAr.state.next;"
+        # the nearest open defect may have changed as the car moved, and the car may have left the cell
+        # (a defect of the next vehicle then): read it and click in one step, once there is one
+        next_id = await until(
+            "const id = window.xrAr.state.next; if (!id) return null;"
             "[...document.querySelectorAll('#hud button')].find(b => b.textContent === 'mark fixed').click();"
-            "return id")
-        assert next_id
+            "return id", 60)
+        vehicle_id = str(next_id).rsplit("-", 1)[0]
         await until(f"const s = window.xrAr.state, d = s.defects.get('{next_id}');"
                     f"return (!d || d.status === 'fixed') && s.next !== '{next_id}'", 15)  # the arrow moves on
         x0 = browser.execute_script("return Number(window.xrAr.state.pose.s_m)")  # the car keeps moving
-        await until(f"return Number(window.xrAr.state.pose.s_m) > {x0}", 10)
+        await until(f"return Number(window.xrAr.state.pose.s_m) !== {x0}", 10)  # (the next car starts back)
         await asyncio.sleep(1.0)  # the feedback's round trip to the records
         supervisor = srv.auth.token_for("supervisor")
         passes = await asyncio.to_thread(get_json, f"{srv.http}/api/inspections?limit=5", supervisor)
         feedback: list[dict[str, object]] = []
         for p in passes["inspections"]:  # type: ignore[attr-defined]
-            if p["vehicle_id"] == "V000-00005":
+            if p["vehicle_id"] == vehicle_id:
                 record = await asyncio.to_thread(get_json, f"{srv.http}/api/inspections/{p['pass_id']}", supervisor)
                 feedback += record["feedback"]  # type: ignore[arg-type]
     assert any(f["defect_id"] == next_id and f["action"] == "fixed" and f["role"] == "operator" for f in feedback), \
