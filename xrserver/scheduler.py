@@ -107,7 +107,10 @@ class Scheduler:
     async def _run(self) -> None:
         while True:
             try:
-                await asyncio.wait_for(self._wake.wait(), timeout=1.0)
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for drops a cancellation that lands
+                # just as the wake-up fires (CPython bpo-42130), and stop() then waits for this loop forever
+                async with asyncio.timeout(1.0):
+                    await self._wake.wait()
             except TimeoutError:
                 continue
             self._wake.clear()

@@ -190,7 +190,8 @@ class WsEndpoint:
 
     async def _hello(self, ws: WebSocket, principal: Principal) -> Hello:
         try:
-            msg = await asyncio.wait_for(self._read(ws), self.limits.hello_timeout_s)
+            async with asyncio.timeout(self.limits.hello_timeout_s):  # not wait_for: see Scheduler._run
+                msg = await self._read(ws)
         except TimeoutError:
             raise CloseError(1008, f"no hello within {self.limits.hello_timeout_s:g} s") from None
         if not isinstance(msg, Hello):
@@ -223,7 +224,8 @@ class WsEndpoint:
                 return
             for data, capture_ts_ns in items:
                 try:
-                    await asyncio.wait_for(ws.send_bytes(data), timeout)
+                    async with asyncio.timeout(timeout):  # not wait_for: see Scheduler._run
+                        await ws.send_bytes(data)
                 except TimeoutError:
                     log.warning("[%s] send blocked for %.1f s; closing the slow client", conn_id, timeout)
                     self.hub.remove(conn_id)

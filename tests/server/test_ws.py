@@ -122,6 +122,21 @@ async def test_stalled_client_does_not_delay_the_other(tmp_path: Any, tiny_twin:
     assert fps > 5, f"the pipeline slowed to {fps:.1f} frame sets/s"
 
 
+async def test_a_client_that_stops_reading_is_closed_4408_while_the_other_streams_on(
+        tmp_path: Any, tiny_twin: DigitalTwin) -> None:
+    src = TwinSource.from_twin(tiny_twin, fps=10, camera_ids=("lower", "oblique_left"))
+    async with run_server(_config(tmp_path, send_timeout_s=1.0), [src], WideHeatmapAnalyzer()) as srv:
+        stalled = await _join(srv, "supervisor", max_queue=1, max_size=None)  # reads nothing from here on
+        healthy = await _join(srv, "operator", channels="stats", max_size=None)
+        async with asyncio.timeout(scaled(30)):  # until the server gives up on the stalled client
+            while any(info.role == "supervisor" for info, _ in srv.xr.hub.clients.values()):
+                await _recv(healthy)
+        code, reason = await _close_code(stalled, 30)  # what it finds once it reads again
+        assert isinstance(await _recv(healthy), Stats), "the other client streams on"
+        await healthy.close()
+    assert (code, reason) == (4408, "client reads too slowly")
+
+
 async def test_a_client_joining_mid_pass_gets_the_last_heatmap(tmp_path: Any, tiny_twin: DigitalTwin) -> None:
     analyzer = WideHeatmapAnalyzer()
     analyzer.n_vertices = 1000
