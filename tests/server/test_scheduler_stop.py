@@ -20,6 +20,7 @@ from xrserver.metrics import Metrics
 from xrserver.records import RecordStore
 from xrserver.scheduler import Scheduler
 from xrserver.sync import FrameSync
+from xrserver.testing import scaled
 from xrserver.workers import Workers
 
 MS = 1_000_000
@@ -37,7 +38,7 @@ async def test_stop_lands_as_a_frame_wakes_the_scheduler(tmp_path: Path) -> None
             scheduler.notify()  # a frame arrived (nothing to take: the wake-up alone)...
             await asyncio.sleep(0)  # ...its wait finishes...
             stopping = asyncio.create_task(scheduler.stop())  # ...and the server stops in the same turn
-            done, _ = await asyncio.wait({stopping}, timeout=5.0)
+            done, _ = await asyncio.wait({stopping}, timeout=scaled(5))
             assert done, f"the scheduler kept running after stop() (attempt {attempt})"
             stopping.result()
         # and with a frame set to take: stop() lands while it is being analysed
@@ -45,7 +46,7 @@ async def test_stop_lands_as_a_frame_wakes_the_scheduler(tmp_path: Path) -> None
         scheduler.start()
         scheduler.notify()
         await asyncio.sleep(0)
-        await asyncio.wait_for(scheduler.stop(), 5.0)
+        await asyncio.wait_for(scheduler.stop(), scaled(5))
     finally:
         records.close()
         await workers.aclose()
