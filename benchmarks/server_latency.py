@@ -40,7 +40,8 @@ async def _client(url: str, seconds: float, out: dict[str, list[float]]) -> None
         await ws.send(encode(Hello("bench", "operator")))
         end = time.monotonic() + seconds
         while time.monotonic() < end:
-            m = decode(await asyncio.wait_for(ws.recv(decode=False), 10))
+            async with asyncio.timeout(10):
+                m = decode(await ws.recv(decode=False))
             if isinstance(m, Stats):
                 out.setdefault("client", []).append((time.time_ns() - m.ts_ns) / 1e6)
                 for k, v in m.latency_ms.items():

@@ -79,5 +79,6 @@ async def run_server(config: ServerConfig, sources: Sequence[Source] | None = No
         yield Running(xr, auth, port)
     finally:
         server.should_exit = True
-        await asyncio.wait_for(task, scaled(20))
+        async with asyncio.timeout(scaled(20)):
+            await task
         sock.close()
