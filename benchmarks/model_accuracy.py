@@ -31,6 +31,7 @@ import numpy as np
 
 from pipeline.data.twinset import TwinSetPlan, render_twin_splits, scaled_roi_margin_px
 from pipeline.metrics import mean_std, paired_tests
+from pipeline.models import MODELS
 from pipeline.models.training import FitContext
 from pipeline.preprocess import (
     PreprocessConfig,
@@ -190,7 +191,7 @@ def main() -> None:
     ap.add_argument("--contrast", action=argparse.BooleanOptionalAction, default=False,
                     help="models see the local contrast (colour distance from the neighbourhood's median)")
     ap.add_argument("--models", nargs="+",
-                    default=["gaussian", "patchcore", "efficientad-s", "efficientad-m", "simplenet", "memseg"])
+                    default=list(MODELS))
     ap.add_argument("--report", type=Path, default=None, metavar="DIR", help="write the paper's figures (seed 0)")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()

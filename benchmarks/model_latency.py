@@ -33,7 +33,7 @@ import onnxruntime as ort
 import torch
 
 from pipeline.data.twinset import TwinSetPlan, render_twin_splits
-from pipeline.models import FitContext
+from pipeline.models import MODELS, FitContext
 from pipeline.models.api import train
 from pipeline.models.export import export_onnx
 from pipeline.models.runtime import ORT_PROVIDERS, OnnxRuntime, Runtime, TorchRuntime
@@ -71,7 +71,7 @@ def time_runtime(rt: Runtime, x: np.ndarray, warmup: int, repeats: int) -> float
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("--models", nargs="+",
-                    default=["gaussian", "patchcore", "efficientad-s", "efficientad-m", "simplenet", "memseg"])
+                    default=list(MODELS))
     ap.add_argument("--preset", default="tiny", help="architecture preset (tiny: CPU-sized; paper: Table 3)")
     ap.add_argument("--size", default="256x256", help="model input size WIDTHxHEIGHT (256x256)")
     ap.add_argument("--views", type=int, default=4, help="the second batch size: one frame per camera (4)")

@@ -21,12 +21,14 @@ from pipeline.models.api import TrainedModel
 from tests.models.conftest import SmallSet
 
 #: model → optimiser steps for the test fit (None: the preset's; PatchCore and the Gaussian do not train)
-STEPS = {"gaussian": None, "patchcore": None, "simplenet": None, "efficientad-s": None, "efficientad-m": 10}
-#: the models trained in full here, expected to find the planted defect
-DETECTS = {name for name, steps in STEPS.items() if steps is None}
+STEPS = {"gaussian": None, "patchcore": None, "simplenet": None, "efficientad-s": None, "efficientad-m": 10,
+         "seamseg": 100}
+#: the models expected to find the planted defect: those trained in full here, and SeamSeg, whose head
+#: starts from the per-pixel Gaussian's score and corrects it (100 of its preset's 1500 steps here)
+DETECTS = {name for name, steps in STEPS.items() if steps is None} | {"seamseg"}
 #: how far (frame px) the map's peak may fall outside the 12 px blob: the patch-feature models see
 #: 160x120 inputs through stride-8 features (one cell = 16 frame px), blurred and upsampled
-PEAK_PAD_PX = {"gaussian": 4, "patchcore": 16, "simplenet": 16, "efficientad-s": 16}
+PEAK_PAD_PX = {"gaussian": 4, "seamseg": 4, "patchcore": 16, "simplenet": 16, "efficientad-s": 16}
 
 
 @pytest.fixture(scope="module", params=sorted(STEPS))

@@ -1,0 +1,160 @@
+"""Training SeamSeg: the per-pixel Gaussian of the normal frames, then a head trained on synthetic
+seam defects planted on those frames (:mod:`pipeline.data.synth2d`, the paper's five types)."""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+import torch
+import torch.nn.functional as F  # noqa: N812
+
+from pipeline.models.contract import U8, to_network_input
+from pipeline.models.errors import TrainingError
+from pipeline.models.seamseg import SeamSegConfig, SeamSegNet, feature_planes
+from pipeline.models.training import FitContext, seed_everything
+from pipeline.twin.defects import DEFECT_TYPES
+
+log = logging.getLogger(__name__)
+F32 = npt.NDArray[np.float32]
+Mask = npt.NDArray[np.bool_]
+#: the window whose median is the paint around a bead: wider than any bead a model input shows
+BEAD_WINDOW_PX = 9
+
+
+def gaussian_stats(x: F32, min_var: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, 3, H, W) inputs → the per-pixel mean and inverse variance (1, 3, H, W), variance floored."""
+    x64 = torch.from_numpy(x).double()
+    mean = x64.mean(0, keepdim=True)
+    var = x64.var(0, keepdim=True).clamp_min(min_var)
+    return mean.float(), (1.0 / var).float()
+
+
+def bead_mask(image: U8, roi: Mask, cfg: SeamSegConfig) -> Mask:
+    """Where the generator may plant a defect: pixels of ``roi`` whose local contrast (colour distance
+    from the window's median) is above the ROI's ``bead_quantile`` and above ``min_bead_contrast``."""
+    from pipeline.preprocess.contrast import local_contrast  # see synthetic_defects
+
+    lc = local_contrast(image, BEAD_WINDOW_PX, 1)[..., 0]
+    level = max(float(np.quantile(lc[roi], cfg.bead_quantile)), cfg.min_bead_contrast)
+    bead = (roi & (lc > level)).astype(np.uint8)
+    return np.asarray(cv2.morphologyEx(bead, cv2.MORPH_OPEN, np.ones((2, 2), np.uint8)) > 0)
+
+
+def synthetic_defects(images: U8, roi: Mask, cfg: SeamSegConfig,
+                      rng: np.random.Generator) -> list[tuple[int, U8, Mask]]:
+    """``defects_per_type`` defects of each type on each image: (source index, image, mask), both
+    cut to the ROI, so that a masked model trains on what it will be shown."""
+    # imported here: pipeline.data and pipeline.preprocess import the model registry, which imports this module
+    from pipeline.data.synth2d import SynthError, synthesize
+
+    out: list[tuple[int, U8, Mask]] = []
+    keep = roi[..., None].astype(np.uint8)
+    for i, img in enumerate(images):
+        bead = bead_mask(img, roi, cfg)
+        if not bead.any():
+            continue
+        for dtype in DEFECT_TYPES:
+            for _ in range(cfg.defects_per_type):
+                try:
+                    d = synthesize(img, bead, dtype, rng)
+                except SynthError:
+                    continue
+                mask = d.mask & roi
+                if mask.any():
+                    out.append((i, d.image * keep, mask))
+    return out
+
+
+def fit(cfg: SeamSegConfig, images: U8, ctx: FitContext) -> SeamSegNet:
+    """Fit on ``images`` (N, H, W, 3) uint8 normal frames (N >= 3).
+
+    The ROI is where any training input is non-zero: the ROI of masked inputs, the whole frame
+    otherwise. Each optimisation step takes ``batch_size`` crops, half around a synthetic defect and
+    half at a random ROI pixel of a normal frame. Loss: ``focal_weight`` · the focal loss (γ = 2) over
+    the crop's ROI pixels + the binary cross-entropy of the crop's largest ROI logit against whether
+    the crop holds a defect.
+
+    Raises:
+        TrainingError: fewer than 3 images, no bead to plant a defect on, or a non-finite loss.
+    """
+    n = len(images)
+    if n < 3:
+        raise TrainingError("SeamSeg needs at least 3 normal images")
+    seed_everything(ctx.seed)
+    rng = np.random.default_rng(ctx.seed)
+    w, h = cfg.input_size_wh
+    x = to_network_input(images, (w, h))
+    u8 = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).astype(np.uint8)
+    roi = np.asarray(x.max(axis=(0, 1)) > 0)
+    folds = min(cfg.folds, n)
+    block = np.arange(n) * folds // n
+    held_out = [gaussian_stats(x[block != b], cfg.min_var) for b in range(folds)]
+    synth = synthetic_defects(u8, roi, cfg, rng)
+    if not synth:
+        raise TrainingError("SeamSeg found no sealant bead to plant synthetic defects on "
+                            "(no pixel of the ROI stands out from its neighbourhood)")
+    net = SeamSegNet(cfg)
+    roi_t = torch.from_numpy(roi.astype(np.float32))[None, None]
+    crop = min(cfg.crop_px, h, w)
+    roi_px = np.argwhere(roi)
+
+    def crop_at(cy: int, cx: int) -> tuple[slice, slice]:
+        y0 = int(np.clip(cy - crop // 2, 0, h - crop))
+        x0 = int(np.clip(cx - crop // 2, 0, w - crop))
+        return slice(y0, y0 + crop), slice(x0, x0 + crop)
+
+    def planes(chw: F32, b: int, ys: slice, xs: slice) -> torch.Tensor:
+        """Feature planes (5, crop, crop) of a (3, crop, crop) input cut at ``ys, xs``, with the
+        statistics of the frames outside its block ``b``."""
+        mean, inv_var = held_out[b]
+        return feature_planes(torch.from_numpy(chw[None]), mean[..., ys, xs], inv_var[..., ys, xs],
+                              roi_t[..., ys, xs])[0]
+
+    def sample(k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Even ``k``: a crop around a synthetic defect; odd: a normal frame at a random ROI pixel."""
+        if k % 2 == 0:
+            i, img, mask = synth[int(rng.integers(len(synth)))]
+            py, px = np.nonzero(mask)
+            j = int(rng.integers(len(py)))
+            jitter = rng.integers(-(crop // 3), crop // 3 + 1, size=2)
+            ys, xs = crop_at(int(py[j] + jitter[0]), int(px[j] + jitter[1]))
+            chw = np.ascontiguousarray(img[ys, xs].transpose(2, 0, 1), np.float32)
+            return planes(chw, int(block[i]), ys, xs), torch.from_numpy(mask[None, ys, xs].astype(np.float32))
+        i = int(rng.integers(n))
+        cy, cx = roi_px[int(rng.integers(len(roi_px)))]
+        ys, xs = crop_at(int(cy), int(cx))
+        return planes(np.ascontiguousarray(x[i][:, ys, xs]), int(block[i]), ys, xs), torch.zeros(1, crop, crop)
+
+    opt = torch.optim.Adam(net.head.parameters(), lr=cfg.lr)
+    total = ctx.max_steps or cfg.steps
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, total)
+    net.head.train()
+    for step in range(total):
+        batch = [sample(k) for k in range(cfg.batch_size)]
+        p = torch.stack([b[0] for b in batch])
+        y = torch.stack([b[1] for b in batch])
+        inside = p[:, 4:5]
+        logits = net.head(p)
+        bce = F.binary_cross_entropy_with_logits(logits, y, reduction="none")
+        focal = (bce * (1 - torch.exp(-bce)) ** 2 * inside).sum() / inside.sum().clamp_min(1.0)
+        crop_logit = (logits - 1e4 * (1 - inside)).flatten(1).amax(dim=1)
+        crop_loss = F.binary_cross_entropy_with_logits(crop_logit, y.flatten(1).amax(dim=1))
+        loss = cfg.focal_weight * focal + crop_loss
+        if not math.isfinite(loss.item()):
+            raise TrainingError(f"SeamSeg loss became non-finite at step {step}")
+        opt.zero_grad()
+        loss.backward()  # type: ignore[no-untyped-call]
+        opt.step()
+        sched.step()
+        if step % 20 == 0 or step == total - 1:
+            ctx.tick(step + 1, total)
+    mean, inv_var = gaussian_stats(x, cfg.min_var)
+    net.mean.copy_(mean)
+    net.inv_var.copy_(inv_var)
+    net.roi.copy_(roi_t)
+    log.info("seamseg trained %d steps on %d images and %d synthetic defects", total, n, len(synth))
+    return net.eval()
