@@ -3,13 +3,18 @@ of a planted defect and ONNX parity are checked with the other models in test_mo
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
-from pipeline.models import FitContext, train
+from pipeline.models import FitContext, TrainedModel, train
 from pipeline.models.errors import TrainingError
-from pipeline.models.seamseg import PRESETS
+from pipeline.models.seamseg import PRESETS, SeamSegNet
 from pipeline.models.seamseg_fit import bead_mask, synthetic_defects
+from pipeline.preprocess import PreprocessConfig, load_preprocessed, save_preprocessed, train_preprocessed
+from pipeline.preprocess.roi import translate
+from tests.models.test_preprocess import synthetic_view
 
 
 def _frames(n: int) -> np.ndarray:
@@ -44,3 +49,23 @@ def test_too_few_frames_and_frames_without_a_bead_are_clear_errors() -> None:
     flat = np.full((4, 120, 160, 3), 90, np.uint8)
     with pytest.raises(TrainingError, match="no sealant bead"):
         train("seamseg", flat, preset="tiny", ctx=FitContext(max_steps=1))
+
+
+def test_a_masked_seamseg_learns_the_reference_roi_and_keeps_its_maps_inside_it(tmp_path: Path) -> None:
+    view = synthetic_view(10)
+    cfg = PreprocessConfig(template=True, roi=True, roi_margin_px=4)
+    model = train_preprocessed("seamseg", view.frames[:8], cfg, preset="tiny", seam_mask=view.seams[0],
+                               ctx=FitContext(seed=0, max_steps=5), input_size_wh=(128, 96), crop_px=48)
+    roi = model.preprocessor.roi_reference
+    assert roi is not None and 0 < roi.mean() < 0.5
+    assert isinstance(model.inner, TrainedModel) and isinstance(model.inner.net, SeamSegNet)
+    net = model.inner.net
+    np.testing.assert_array_equal(net.roi[0, 0].numpy() > 0, roi)  # where the training inputs were not zeroed
+    save_preprocessed(model, tmp_path)
+    got = load_preprocessed(tmp_path, runtime="onnx").predict(view.frames[8:])
+    ref = model.predict(view.frames[8:])
+    np.testing.assert_allclose(got.maps, ref.maps, rtol=1e-3, atol=1e-3)
+    batch = model.preprocess(view.frames[8:])
+    for i in range(2):
+        outside = ~translate(roi, (int(batch.offsets_xy[i, 0]), int(batch.offsets_xy[i, 1])))
+        assert not got.maps[i][outside].any() and got.maps[i][~outside].min() > 0
