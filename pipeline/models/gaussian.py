@@ -58,19 +58,25 @@ def build(cfg: GaussianConfig) -> GaussianNet:
     return GaussianNet(cfg)
 
 
+def pixel_stats(x: torch.Tensor, min_var: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, 3, H, W) inputs → the per-pixel mean and inverse variance (1, 3, H, W), the variance floored
+    at ``min_var``; computed in float64."""
+    x64 = x.double()
+    var = x64.var(0, keepdim=True).clamp_min(min_var)
+    return x64.mean(0, keepdim=True).float(), (1.0 / var).float()
+
+
 def fit(cfg: GaussianConfig, images: U8, ctx: FitContext) -> GaussianNet:
     """Per-pixel mean and variance over ``images`` (N, H, W, 3) uint8."""
     if len(images) < 2:
         raise TrainingError("the Gaussian baseline needs at least 2 normal images")
     net = GaussianNet(cfg)
-    x = to_input_tensor(images, cfg.input_size_wh).double()
-    mean = x.mean(0, keepdim=True)
-    var = x.var(0, keepdim=True).clamp_min(cfg.min_var)
-    net.mean.copy_(mean.float())
-    net.inv_var.copy_((1.0 / var).float())
+    mean, inv_var = pixel_stats(to_input_tensor(images, cfg.input_size_wh), cfg.min_var)
+    net.mean.copy_(mean)
+    net.inv_var.copy_(inv_var)
     ctx.tick(1, 1)
     log.info("gaussian baseline fitted on %d images", len(images))
     return net.eval()
 
 
-__all__ = ["PRESETS", "GaussianConfig", "GaussianNet", "build", "fit"]
+__all__ = ["PRESETS", "GaussianConfig", "GaussianNet", "build", "fit", "pixel_stats"]

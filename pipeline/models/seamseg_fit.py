@@ -14,6 +14,7 @@ import torch.nn.functional as F  # noqa: N812
 
 from pipeline.models.contract import U8, to_network_input
 from pipeline.models.errors import TrainingError
+from pipeline.models.gaussian import pixel_stats
 from pipeline.models.seamseg import SeamSegConfig, SeamSegNet, feature_planes
 from pipeline.models.training import FitContext, seed_everything
 from pipeline.twin.defects import DEFECT_TYPES
@@ -23,14 +24,6 @@ F32 = npt.NDArray[np.float32]
 Mask = npt.NDArray[np.bool_]
 #: the window whose median is the paint around a bead: wider than any bead a model input shows
 BEAD_WINDOW_PX = 9
-
-
-def gaussian_stats(x: F32, min_var: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """(N, 3, H, W) inputs → the per-pixel mean and inverse variance (1, 3, H, W), variance floored."""
-    x64 = torch.from_numpy(x).double()
-    mean = x64.mean(0, keepdim=True)
-    var = x64.var(0, keepdim=True).clamp_min(min_var)
-    return mean.float(), (1.0 / var).float()
 
 
 def bead_mask(image: U8, roi: Mask, cfg: SeamSegConfig) -> Mask:
@@ -92,7 +85,7 @@ def fit(cfg: SeamSegConfig, images: U8, ctx: FitContext) -> SeamSegNet:
     roi = np.asarray(x.max(axis=(0, 1)) > 0)
     folds = min(cfg.folds, n)
     block = np.arange(n) * folds // n
-    held_out = [gaussian_stats(x[block != b], cfg.min_var) for b in range(folds)]
+    held_out = [pixel_stats(torch.from_numpy(x[block != b]), cfg.min_var) for b in range(folds)]
     synth = synthetic_defects(u8, roi, cfg, rng)
     if not synth:
         raise TrainingError("SeamSeg found no sealant bead to plant synthetic defects on "
@@ -152,7 +145,7 @@ def fit(cfg: SeamSegConfig, images: U8, ctx: FitContext) -> SeamSegNet:
         sched.step()
         if step % 20 == 0 or step == total - 1:
             ctx.tick(step + 1, total)
-    mean, inv_var = gaussian_stats(x, cfg.min_var)
+    mean, inv_var = pixel_stats(torch.from_numpy(x), cfg.min_var)
     net.mean.copy_(mean)
     net.inv_var.copy_(inv_var)
     net.roi.copy_(roi_t)
