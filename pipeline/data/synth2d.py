@@ -7,8 +7,10 @@ resynthesis); here OpenCV does the same kinds of edit:
 
 ===============  ==========================================================================
 missing          the bead stretch is inpainted away (``cv2.inpaint``, Telea)
-misalignment     the stretch is inpainted away and its pixels pasted shifted sideways
-bifurcation      a copy of the stretch, rotated about a point on the bead, forms a branch
+misalignment     the stretch is inpainted away and its pixels pasted shifted sideways, with abrupt
+                 or ramped ends
+bifurcation      the stream splits: a copy of the stretch rotated about a point on the bead forms a
+                 branch, or the stretch parts into two strands that rejoin at its ends
 narrowing        the bead's edges are removed with a smooth taper and inpainted
 hole             a small dark elliptical void inside the bead
 ===============  ==========================================================================
@@ -52,7 +54,10 @@ class SynthConfig:
     """Sizes of the edits, in bead widths (w) where noted; ranges are drawn uniformly.
 
     ``radius_widths``: radius of the edited stretch (at least ``min_radius_px``). ``shift_widths``:
-    sideways shift of a misalignment. ``branch_angle_deg``: angle of a bifurcation's branch to the bead.
+    sideways shift of a misalignment, and the widest gap between the strands of a split.
+    ``ramp_share``: the largest share of a misaligned stretch's half-length over which the shift ramps
+    in (0: abrupt ends). ``split_share``: the share of bifurcations made as two strands that part and
+    rejoin; the others branch off at ``branch_angle_deg`` to the bead.
     ``narrowing``: share of the width removed at the stretch's middle. ``hole_radius_widths`` and
     ``hole_gain``: a hole's radius and the brightness factor at its centre.
     """
@@ -60,6 +65,8 @@ class SynthConfig:
     radius_widths: tuple[float, float] = (4.0, 9.0)
     min_radius_px: float = 6.0
     shift_widths: tuple[float, float] = (1.5, 3.0)
+    ramp_share: float = 0.5
+    split_share: float = 0.5
     branch_angle_deg: tuple[float, float] = (20.0, 50.0)
     narrowing: tuple[float, float] = (0.5, 0.8)
     hole_radius_widths: tuple[float, float] = (0.3, 0.5)
@@ -182,24 +189,71 @@ def _missing(img: U8, bead: Mask, s: _Site, width: float, cfg: SynthConfig,
     return _inpaint(img, region, cfg.inpaint_radius_px), region
 
 
+def _along(shape_hw: tuple[int, int], s: _Site) -> npt.NDArray[np.float32]:
+    """Each pixel's signed distance from the site's centre along the stretch's tangent."""
+    yy, xx = np.mgrid[: shape_hw[0], : shape_hw[1]].astype(np.float32)
+    return np.asarray((xx - s.c[0]) * s.tangent[0] + (yy - s.c[1]) * s.tangent[1], np.float32)
+
+
+def _half_length(s: _Site) -> float:
+    py, px = np.nonzero(s.seg)
+    return max(1.0, float(np.abs((px - s.c[0]) * s.tangent[0] + (py - s.c[1]) * s.tangent[1]).max()))
+
+
+def _bump(along: npt.NDArray[np.floating], half_length: float) -> npt.NDArray[np.float32]:
+    """1 at the stretch's centre, easing (cosine) to 0 at ``half_length`` and beyond."""
+    return np.asarray(0.5 * (1.0 + np.cos(np.pi * np.clip(along / half_length, -1.0, 1.0))), np.float32)
+
+
+def _shifted(img: U8, region: Mask, s: _Site, shift: npt.NDArray[np.float32]) -> tuple[U8, Mask]:
+    """``img`` and ``region`` moved along the stretch's normal by ``shift`` (H, W) px, which varies
+    only along the stretch, so every row across the bead moves as one."""
+    h, w = region.shape
+    yy, xx = np.mgrid[:h, :w].astype(np.float32)
+    map_x = xx - shift * np.float32(s.normal[0])
+    map_y = yy - shift * np.float32(s.normal[1])
+    moved = np.asarray(cv2.remap(img, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101), np.uint8)
+    moved_mask = cv2.remap(region.astype(np.uint8), map_x, map_y, cv2.INTER_NEAREST) > 0
+    return moved, np.asarray(moved_mask)
+
+
+def _paste_shifted(img: U8, region: Mask, s: _Site, shifts: list[npt.NDArray[np.float32]],
+                   cfg: SynthConfig) -> tuple[U8, Mask]:
+    """Inpaint ``region`` away, then paste it back once per shift profile."""
+    out = _inpaint(img, region, cfg.inpaint_radius_px)
+    mask = region.copy()
+    for shift in shifts:
+        moved, moved_mask = _shifted(img, region, s, shift)
+        out[moved_mask] = moved[moved_mask]
+        mask |= moved_mask
+    return out, mask
+
+
 def _misalignment(img: U8, bead: Mask, s: _Site, width: float, cfg: SynthConfig,
                   rng: np.random.Generator) -> tuple[U8, Mask]:
     region = _dilate(s.seg, 1) & _disk(bead.shape, s.c, s.r + 1)
     d = max(2.0, float(rng.uniform(*cfg.shift_widths)) * width) * (1 if rng.random() < 0.5 else -1)
     # keep the shift (and so the edit) inside the disk: reach = d, radius ≥ 3 widths by default
     d = float(np.clip(d, -s.r, s.r))
-    m = np.array([[1, 0, d * s.normal[0]], [0, 1, d * s.normal[1]]], np.float64)
-    h, w = bead.shape
-    moved_mask = cv2.warpAffine(region.astype(np.uint8), m, (w, h), flags=cv2.INTER_NEAREST) > 0
-    moved_img = np.asarray(cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_LINEAR,
-                                          borderMode=cv2.BORDER_REFLECT_101), np.uint8)
-    out = _inpaint(img, region, cfg.inpaint_radius_px)
-    out[moved_mask] = moved_img[moved_mask]
-    return out, region | moved_mask
+    half = _half_length(s)
+    ramp = float(rng.uniform(0.0, cfg.ramp_share)) * half
+    profile = np.clip((half + 1.5 - np.abs(_along(bead.shape, s))) / max(ramp, 1e-3), 0.0, 1.0)
+    return _paste_shifted(img, region, s, [np.asarray(d * profile, np.float32)], cfg)
+
+
+def _split(img: U8, bead: Mask, s: _Site, width: float, cfg: SynthConfig,
+           rng: np.random.Generator) -> tuple[U8, Mask]:
+    """Two strands part by up to ``shift_widths`` bead widths at the stretch's middle and rejoin at its ends."""
+    region = _dilate(s.seg, 1) & _disk(bead.shape, s.c, s.r + 1)
+    gap = float(np.clip(max(2.0, float(rng.uniform(*cfg.shift_widths)) * width), 0.0, s.r))
+    half = np.float32(gap / 2) * _bump(_along(bead.shape, s), _half_length(s))
+    return _paste_shifted(img, region, s, [half, -half], cfg)
 
 
 def _bifurcation(img: U8, bead: Mask, s: _Site, width: float, cfg: SynthConfig,
                  rng: np.random.Generator) -> tuple[U8, Mask]:
+    if rng.random() < cfg.split_share:
+        return _split(img, bead, s, width, cfg, rng)
     angle = float(rng.uniform(*cfg.branch_angle_deg)) * (1 if rng.random() < 0.5 else -1)
     m = cv2.getRotationMatrix2D((float(s.c[0]), float(s.c[1])), angle, 1.0)
     h, w = bead.shape
@@ -221,8 +275,7 @@ def _narrowing(img: U8, bead: Mask, s: _Site, width: float, cfg: SynthConfig,
     py, px = np.nonzero(s.seg)
     off = (px - s.centroid[0]) * s.normal[0] + (py - s.centroid[1]) * s.normal[1]
     along = (px - s.c[0]) * s.tangent[0] + (py - s.c[1]) * s.tangent[1]
-    half_len = max(1.0, float(np.abs(along).max()))
-    taper = 0.5 * (1.0 + np.cos(np.pi * np.clip(along / half_len, -1.0, 1.0)))
+    taper = _bump(along, _half_length(s))
     frac = float(rng.uniform(*cfg.narrowing))
     half_w = max(float(np.abs(off).max()), 0.5)
     if half_w >= 1.5:  # wide enough to thin symmetrically

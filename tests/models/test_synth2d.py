@@ -13,6 +13,7 @@ import pytest
 
 from pipeline.data import read_mvtec
 from pipeline.data.synth2d import (
+    SynthConfig,
     SynthError,
     SynthSetPlan,
     bead_width_px,
@@ -83,6 +84,43 @@ def test_polylines_stand_in_for_a_seam_mask() -> None:
     missing = synthesize(img, seam, "missing", 0)
     # inpainting replaces the dark bead by the bright surroundings
     assert img[missing.mask].mean() < missing.image[missing.mask].mean() - 30
+
+
+def _straight_bead() -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.bool_]]:
+    """A bright 3 px bead along row 60 of a flat grey 120x160 image."""
+    img = np.full((120, 160, 3), 90, np.uint8)
+    seam = seam_mask_from_polylines(img.shape[:2], [np.array([[10.0, 60.0], [150.0, 60.0]])], 3)
+    img[seam] = 230
+    return img, seam
+
+
+def _bead_rows(image: npt.NDArray[np.uint8], x: int) -> list[int]:
+    """The first row of each run of bead pixels in column ``x``."""
+    bright = image[:, x, 0] > 160
+    return [int(y) for y in np.nonzero(bright & ~np.r_[False, bright[:-1]])[0]]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_split_stream_parts_into_two_strands_that_rejoin(seed: int) -> None:
+    img, seam = _straight_bead()
+    d = synthesize(img, seam, "bifurcation", seed, config=SynthConfig(split_share=1.0))
+    cx, _ = d.center_xy_px
+    assert len(_bead_rows(d.image, cx)) == 2, "two strands across the middle of the stretch"
+    outside = cx + int(d.radius_px) + 3 if cx + d.radius_px + 3 < 150 else cx - int(d.radius_px) - 3
+    assert _bead_rows(d.image, outside) == _bead_rows(img, outside), "the bead is untouched beyond the stretch"
+    bright = (d.image[..., 0] > 160).astype(np.uint8)
+    assert cv2.connectedComponents(bright, connectivity=8)[0] == 2, "the strands rejoin the bead at both ends"
+    assert not (np.any(d.image != img, axis=2) & ~d.mask).any()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_misaligned_stretch_is_shifted_sideways(seed: int) -> None:
+    img, seam = _straight_bead()
+    d = synthesize(img, seam, "misalignment", seed)
+    cx, _ = d.center_xy_px
+    (row,) = _bead_rows(d.image, cx)
+    (original,) = _bead_rows(img, cx)
+    assert abs(row - original) >= 4, "the middle of the stretch moved by at least 1.5 bead widths"
 
 
 def test_bad_inputs_raise_clear_errors(frames: list[Frame]) -> None:
