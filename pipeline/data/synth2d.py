@@ -183,9 +183,14 @@ def _site(bead: Mask, width: float, cfg: SynthConfig, rng: np.random.Generator) 
     return _Site(c, r, seg, t, np.array([-t[1], t[0]]), centroid)
 
 
+def _stretch(bead: Mask, s: _Site) -> Mask:
+    """The stretch's pixels and a pixel around them, inside the site's disk (+1 px)."""
+    return _dilate(s.seg, 1) & _disk(bead.shape, s.c, s.r + 1)
+
+
 def _missing(img: U8, bead: Mask, s: _Site, width: float, cfg: SynthConfig,
              rng: np.random.Generator) -> tuple[U8, Mask]:
-    region = _dilate(s.seg, 1) & _disk(bead.shape, s.c, s.r + 1)
+    region = _stretch(bead, s)
     return _inpaint(img, region, cfg.inpaint_radius_px), region
 
 
@@ -231,7 +236,7 @@ def _paste_shifted(img: U8, region: Mask, s: _Site, shifts: list[npt.NDArray[np.
 
 def _misalignment(img: U8, bead: Mask, s: _Site, width: float, cfg: SynthConfig,
                   rng: np.random.Generator) -> tuple[U8, Mask]:
-    region = _dilate(s.seg, 1) & _disk(bead.shape, s.c, s.r + 1)
+    region = _stretch(bead, s)
     d = max(2.0, float(rng.uniform(*cfg.shift_widths)) * width) * (1 if rng.random() < 0.5 else -1)
     # keep the shift (and so the edit) inside the disk: reach = d, radius ≥ 3 widths by default
     d = float(np.clip(d, -s.r, s.r))
@@ -244,7 +249,7 @@ def _misalignment(img: U8, bead: Mask, s: _Site, width: float, cfg: SynthConfig,
 def _split(img: U8, bead: Mask, s: _Site, width: float, cfg: SynthConfig,
            rng: np.random.Generator) -> tuple[U8, Mask]:
     """Two strands part by up to ``shift_widths`` bead widths at the stretch's middle and rejoin at its ends."""
-    region = _dilate(s.seg, 1) & _disk(bead.shape, s.c, s.r + 1)
+    region = _stretch(bead, s)
     gap = float(np.clip(max(2.0, float(rng.uniform(*cfg.shift_widths)) * width), 0.0, s.r))
     half = np.float32(gap / 2) * _bump(_along(bead.shape, s), _half_length(s))
     return _paste_shifted(img, region, s, [half, -half], cfg)
@@ -287,7 +292,7 @@ def _narrowing(img: U8, bead: Mask, s: _Site, width: float, cfg: SynthConfig,
     removed[py[drop], px[drop]] = True
     kept = s.seg & ~removed
     region = _dilate(removed, 1) & ~kept & _disk(bead.shape, s.c, s.r + 1)
-    mask = (_dilate(s.seg, 1) & _disk(bead.shape, s.c, s.r + 1)) | region
+    mask = _stretch(bead, s) | region
     return _inpaint(img, region, cfg.inpaint_radius_px), mask
 
 
