@@ -222,6 +222,12 @@ def _shifted(img: U8, region: Mask, s: _Site, shift: npt.NDArray[np.float32]) ->
     return moved, np.asarray(moved_mask)
 
 
+def _sideways_px(s: _Site, width: float, cfg: SynthConfig, rng: np.random.Generator) -> float:
+    """A sideways distance of ``shift_widths`` bead widths (at least 2 px), kept inside the site's
+    disk so the edit stays local: reach = the distance, radius ≥ 3 widths by default."""
+    return min(max(2.0, float(rng.uniform(*cfg.shift_widths)) * width), s.r)
+
+
 def _paste_shifted(img: U8, region: Mask, s: _Site, shifts: list[npt.NDArray[np.float32]],
                    cfg: SynthConfig) -> tuple[U8, Mask]:
     """Inpaint ``region`` away, then paste it back once per shift profile."""
@@ -237,9 +243,7 @@ def _paste_shifted(img: U8, region: Mask, s: _Site, shifts: list[npt.NDArray[np.
 def _misalignment(img: U8, bead: Mask, s: _Site, width: float, cfg: SynthConfig,
                   rng: np.random.Generator) -> tuple[U8, Mask]:
     region = _stretch(bead, s)
-    d = max(2.0, float(rng.uniform(*cfg.shift_widths)) * width) * (1 if rng.random() < 0.5 else -1)
-    # keep the shift (and so the edit) inside the disk: reach = d, radius ≥ 3 widths by default
-    d = float(np.clip(d, -s.r, s.r))
+    d = _sideways_px(s, width, cfg, rng) * (1 if rng.random() < 0.5 else -1)
     half = _half_length(s)
     ramp = float(rng.uniform(0.0, cfg.ramp_share)) * half
     profile = np.clip((half + 1.5 - np.abs(_along(bead.shape, s))) / max(ramp, 1e-3), 0.0, 1.0)
@@ -250,7 +254,7 @@ def _split(img: U8, bead: Mask, s: _Site, width: float, cfg: SynthConfig,
            rng: np.random.Generator) -> tuple[U8, Mask]:
     """Two strands part by up to ``shift_widths`` bead widths at the stretch's middle and rejoin at its ends."""
     region = _stretch(bead, s)
-    gap = float(np.clip(max(2.0, float(rng.uniform(*cfg.shift_widths)) * width), 0.0, s.r))
+    gap = _sideways_px(s, width, cfg, rng)
     half = np.float32(gap / 2) * _bump(_along(bead.shape, s), _half_length(s))
     return _paste_shifted(img, region, s, [half, -half], cfg)
 
