@@ -154,10 +154,11 @@ def load_network(directory: str | Path) -> tuple[nn.Module, dict[str, Any]]:
 
 
 def _resize_buffers(net: nn.Module, state: dict[str, torch.Tensor]) -> None:
-    """Buffers sized by the data (PatchCore's memory bank) take the saved shape before loading."""
+    """Buffers sized by the data (memory banks: PatchCore's, SeamSeg's frames and their keys) take the saved
+    shape before loading."""
     for name, buf in list(net.named_buffers()):
         saved = state.get(name)
-        if saved is not None and saved.shape != buf.shape and name.endswith("memory_bank"):
+        if saved is not None and saved.shape != buf.shape and name.rpartition(".")[2].startswith("memory_bank"):
             owner, _, attr = name.rpartition(".")
             module = net.get_submodule(owner) if owner else net
             setattr(module, attr, torch.empty_like(saved))

@@ -81,7 +81,7 @@ MODELS: dict[str, ModelEntry] = {
     "memseg": ModelEntry("memseg", "1.0", memseg.MemSegConfig, memseg.PRESETS, memseg.build, memseg_fit.fit,
                          "ResNet18 from scratch + memory of normal features + MSFF + decoder, Perlin anomalies",
                          memseg.score_top_fraction),
-    "seamseg": ModelEntry("seamseg", "1.0", seamseg.SeamSegConfig, seamseg.PRESETS, seamseg.build, seamseg_fit.fit,
+    "seamseg": ModelEntry("seamseg", "2.0", seamseg.SeamSegConfig, seamseg.PRESETS, seamseg.build, seamseg_fit.fit,
                           "ours: conv head on the per-pixel Gaussian's statistics, trained on synthetic seam defects",
                           _map_max),
 }

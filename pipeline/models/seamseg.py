@@ -6,10 +6,18 @@ frames, trained on synthetic seam defects.
 The per-pixel Gaussian baseline scores a pixel by its distance from the training frames' mean; its
 largest responses on normal frames are beads lying a pixel or two beside the mean bead, and an empty
 seam stays inside the normal spread (docs/benchmarks.md). SeamSeg keeps those statistics as input
-and learns what a defect looks like against them: five feature planes per pixel (the grey input,
-its squared z-score under the per-pixel Gaussian, the Gaussian's mean and standard deviation, and
-the ROI) go through five 3x3 convolutions (dilations 1, 2, 4, 8, 1; a receptive field of 33 px) and a
-1x1 one, added to the Gaussian's own log-score, to a defect probability.
+and learns what a defect looks like against them: seven feature planes per pixel (the grey input,
+its squared z-score under the per-pixel Gaussian, the Gaussian's mean and standard deviation, the
+ROI, and the z-score and mean under the *nearest frames' Gaussian*) go through five 3x3 convolutions
+(dilations 1, 2, 4, 8, 1; a receptive field of 33 px) and a 1x1 one, added to the Gaussian's own
+log-score, to a defect probability.
+
+The nearest frames' Gaussian: a view's frames are taken within a couple of centimetres of conveyor travel,
+and the template match aligns them on their strongest structure. Seams at another depth keep a
+parallax of a few pixels, so the Gaussian of all training frames spreads a bead over a band wider
+than a misaligned bead's jog. The ``neighbours`` training frames most like the input (a blurred,
+4x-averaged grey descriptor; a memory bank of the training frames' grey levels) were taken at about
+the same travel, and their mean lays each bead where the input's own should be.
 It is trained (:mod:`pipeline.models.seamseg_fit`) on the paper's five seam defect types made by
 :mod:`pipeline.data.synth2d` on the training frames themselves, against the normal frames' own
 variation, so no defect image is needed.
@@ -20,8 +28,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
+from pipeline.models.errors import ConfigError
 from pipeline.models.layers import GaussianBlur
 
 
@@ -36,6 +46,9 @@ class SeamSegConfig:
     synthetic defect). ``focal_weight``: weight of the pixel focal loss beside the crop-level loss.
     ``bead_quantile`` and ``min_bead_contrast``: which pixels count as bead for the generator (local
     contrast above this quantile of the ROI's, and above this value). ``blur_sigma_px``: blur of the map.
+    ``neighbours``: how many nearest training frames give the second Gaussian, ``neighbour_min_var``
+    its variance floor; ``max_bank_frames``: the memory bank keeps at most this many training frames
+    (evenly spaced; one uint8 grey frame each).
     """
 
     input_size_wh: tuple[int, int] = (640, 480)
@@ -51,7 +64,22 @@ class SeamSegConfig:
     bead_quantile: float = 0.6
     min_bead_contrast: float = 12.0
     blur_sigma_px: float = 1.0
+    neighbours: int = 10
+    neighbour_min_var: float = 100.0
+    max_bank_frames: int = 200
 
+    def __post_init__(self) -> None:
+        if self.neighbours < 1 or self.max_bank_frames < 1:
+            raise ConfigError(f"SeamSeg needs neighbours >= 1 and max_bank_frames >= 1, got {self.neighbours} "
+                              f"and {self.max_bank_frames}")
+
+
+#: feature planes per pixel (see :func:`feature_planes`)
+PLANES = 7
+#: a frame's descriptor for the nearest-frame search: its grey level blurred by this sigma (px) and
+#: averaged over KEY_POOL_PX x KEY_POOL_PX blocks (160x120 values for a 640x480 input)
+KEY_BLUR_PX = 2.0
+KEY_POOL_PX = 4
 
 #: the head's starting logit where z = 0: a defect probability of about 5% on a normal pixel
 PRIOR_LOGIT = -3.0
@@ -64,21 +92,55 @@ PRESETS = {
 }
 
 
-def feature_planes(x: torch.Tensor, mean: torch.Tensor, inv_var: torch.Tensor, roi: torch.Tensor) -> torch.Tensor:
-    """(N, 3, H, W) 0..255 and the Gaussian's (1, 3, H, W) statistics and (1, 1, H, W) ROI → (N, 5, H, W).
+def grey(x: torch.Tensor) -> torch.Tensor:
+    """(N, 3, H, W) → (N, 1, H, W): the channels' mean."""
+    return x.mean(dim=1, keepdim=True)
 
-    The planes are scaled to about unit range: grey / 64, log(1 + z²), mean / 64, std / 32, ROI.
+
+class FrameKeys(nn.Module):
+    """(N, 1, H, W) grey frames → (N, D) descriptors for the nearest-frame search."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.blur = GaussianBlur(KEY_BLUR_PX)
+
+    def forward(self, g: torch.Tensor) -> torch.Tensor:
+        return F.avg_pool2d(self.blur(g), KEY_POOL_PX).flatten(1)
+
+
+def neighbour_stats(keys: torch.Tensor, bank: torch.Tensor, bank_keys: torch.Tensor, k: int,
+                    min_var: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The mean and variance (N, 1, H, W) of the ``k`` frames of ``bank`` (M, H, W) uint8 whose
+    ``bank_keys`` (M, D) are nearest (squared distance) to each input's ``keys`` (N, D); the variance
+    floored at ``min_var``."""
+    n, (h, w) = keys.shape[0], bank.shape[1:]
+    d = ((keys[:, None, :] - bank_keys[None]) ** 2).sum(-1)  # (N, M), exact rather than the expanded form
+    idx = torch.topk(d, k, dim=1, largest=False).indices
+    frames = bank.index_select(0, idx.reshape(-1)).reshape(n, k, h, w).float()
+    mean = frames.mean(dim=1, keepdim=True)
+    var = ((frames - mean) ** 2).mean(dim=1, keepdim=True).clamp_min(min_var)
+    return mean, var
+
+
+def feature_planes(x: torch.Tensor, mean: torch.Tensor, inv_var: torch.Tensor, roi: torch.Tensor,
+                   near_mean: torch.Tensor, near_var: torch.Tensor) -> torch.Tensor:
+    """(N, 3, H, W) 0..255, the Gaussian's (1, 3, H, W) statistics, the (1, 1, H, W) ROI and the nearest
+    frames' (N, 1, H, W) mean and variance → (N, PLANES, H, W).
+
+    The planes are scaled to about unit range: grey / 64, log(1 + z²), mean / 64, std / 32, ROI,
+    log(1 + z²) under the nearest frames, their mean / 64.
     """
     n = x.shape[0]
+    g = grey(x)
     z2 = ((x - mean) ** 2 * inv_var).mean(dim=1, keepdim=True)
     std = inv_var.rsqrt().mean(dim=1, keepdim=True)
-    return torch.cat([x.mean(dim=1, keepdim=True) / 64.0, torch.log1p(z2),
-                      (mean.mean(dim=1, keepdim=True) / 64.0).expand(n, -1, -1, -1),
-                      (std / 32.0).expand(n, -1, -1, -1), roi.expand(n, -1, -1, -1)], dim=1)
+    return torch.cat([g / 64.0, torch.log1p(z2), (grey(mean) / 64.0).expand(n, -1, -1, -1),
+                      (std / 32.0).expand(n, -1, -1, -1), roi.expand(n, -1, -1, -1),
+                      torch.log1p((g - near_mean) ** 2 / near_var), near_mean / 64.0], dim=1)
 
 
 class Head(nn.Module):
-    """(N, 5, H, W) feature planes → (N, 1, H, W) defect logits.
+    """(N, PLANES, H, W) feature planes → (N, 1, H, W) defect logits.
 
     A learned correction to the Gaussian's own score: the logit is ``z_gain · log(1 + z²)`` plus the
     convolutions' output, and starts as the baseline's ranking (gain 1, output bias ``PRIOR_LOGIT``).
@@ -89,7 +151,7 @@ class Head(nn.Module):
     def __init__(self, channels: int) -> None:
         super().__init__()
         c = channels
-        layers: list[nn.Module] = [nn.Conv2d(5, c, 3, padding=1), nn.ReLU()]
+        layers: list[nn.Module] = [nn.Conv2d(PLANES, c, 3, padding=1), nn.ReLU()]
         for d in (2, 4, 8, 1):
             layers += [nn.Conv2d(c, c, 3, padding=d, dilation=d), nn.ReLU()]
         out = nn.Conv2d(c, 1, 1)
@@ -105,21 +167,37 @@ class Head(nn.Module):
 
 
 class SeamSegNet(nn.Module):
+    """The Gaussian's statistics, the ROI, the memory bank of training frames (M, H, W) uint8 grey and
+    their (M, D) descriptors, and the head."""
+
     mean: torch.Tensor
     inv_var: torch.Tensor
     roi: torch.Tensor
+    memory_bank: torch.Tensor
+    memory_bank_keys: torch.Tensor
 
     def __init__(self, cfg: SeamSegConfig) -> None:
         super().__init__()
         w, h = cfg.input_size_wh
+        self.neighbours = cfg.neighbours
+        self.neighbour_min_var = cfg.neighbour_min_var
         self.register_buffer("mean", torch.zeros(1, 3, h, w))
         self.register_buffer("inv_var", torch.ones(1, 3, h, w))
         self.register_buffer("roi", torch.ones(1, 1, h, w))
+        self.register_buffer("memory_bank", torch.zeros(0, h, w, dtype=torch.uint8))
+        self.register_buffer("memory_bank_keys", torch.zeros(0, (h // KEY_POOL_PX) * (w // KEY_POOL_PX)))
+        self.keys = FrameKeys()
         self.head = Head(cfg.channels)
         self.blur = GaussianBlur(cfg.blur_sigma_px)
 
+    def near_stats(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The nearest training frames' mean and variance (N, 1, H, W) for inputs (N, 3, H, W)."""
+        g = grey(x)
+        k = min(self.neighbours, int(self.memory_bank.shape[0]))
+        return neighbour_stats(self.keys(g), self.memory_bank, self.memory_bank_keys, k, self.neighbour_min_var)
+
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        logits = self.head(feature_planes(x, self.mean, self.inv_var, self.roi))
+        logits = self.head(feature_planes(x, self.mean, self.inv_var, self.roi, *self.near_stats(x)))
         maps = self.blur(torch.sigmoid(logits))
         return maps.flatten(1).amax(dim=1), maps
 
@@ -128,4 +206,5 @@ def build(cfg: SeamSegConfig) -> SeamSegNet:
     return SeamSegNet(cfg)
 
 
-__all__ = ["PRESETS", "SeamSegConfig", "SeamSegNet", "build", "feature_planes"]
+__all__ = ["PLANES", "PRESETS", "FrameKeys", "SeamSegConfig", "SeamSegNet", "build", "feature_planes", "grey",
+           "neighbour_stats"]

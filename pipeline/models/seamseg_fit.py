@@ -1,5 +1,5 @@
-"""Training SeamSeg: the per-pixel Gaussian of the normal frames, then a head trained on synthetic
-seam defects planted on those frames (:mod:`pipeline.data.synth2d`, the paper's five types)."""
+"""Training SeamSeg: the per-pixel Gaussian and the memory bank of the normal frames, then a head trained
+on synthetic seam defects planted on those frames (:mod:`pipeline.data.synth2d`, the paper's five types)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import torch.nn.functional as F  # noqa: N812
 from pipeline.models.contract import U8, to_network_input
 from pipeline.models.errors import TrainingError
 from pipeline.models.gaussian import pixel_stats
-from pipeline.models.seamseg import SeamSegConfig, SeamSegNet, feature_planes
+from pipeline.models.seamseg import SeamSegConfig, SeamSegNet, feature_planes, grey, neighbour_stats
 from pipeline.models.training import FitContext, seed_everything
 from pipeline.twin.defects import DEFECT_TYPES
 
@@ -62,14 +62,21 @@ def synthetic_defects(images: U8, roi: Mask, cfg: SeamSegConfig,
     return out
 
 
+def _bank(g: torch.Tensor) -> torch.Tensor:
+    """(M, 1, H, W) float grey frames → the (M, H, W) uint8 memory bank."""
+    return g[:, 0].round().clamp(0, 255).to(torch.uint8)
+
+
 def fit(cfg: SeamSegConfig, images: U8, ctx: FitContext) -> SeamSegNet:
     """Fit on ``images`` (N, H, W, 3) uint8 normal frames (N >= 3).
 
     The ROI is where any training input is non-zero: the ROI of masked inputs, the whole frame
-    otherwise. Each optimisation step takes ``batch_size`` crops, half around a synthetic defect and
-    half at a random ROI pixel of a normal frame. Loss: ``focal_weight`` · the focal loss (γ = 2) over
-    the crop's ROI pixels + the binary cross-entropy of the crop's largest ROI logit against whether
-    the crop holds a defect.
+    otherwise. A training frame's (and its synthetic defects') statistics come from the frames outside
+    its block (``folds``): the Gaussian of those frames, and that of its ``neighbours`` nearest among
+    them. The memory bank keeps ``max_bank_frames`` of the frames, evenly spaced. Each optimisation
+    step takes ``batch_size`` crops, half around a synthetic defect and half at a random ROI pixel of
+    a normal frame. Loss: ``focal_weight`` · the focal loss (γ = 2) over the crop's ROI pixels + the
+    binary cross-entropy of the crop's largest ROI logit against whether the crop holds a defect.
 
     Raises:
         TrainingError: fewer than 3 images, no bead to plant a defect on, or a non-finite loss.
@@ -86,11 +93,18 @@ def fit(cfg: SeamSegConfig, images: U8, ctx: FitContext) -> SeamSegNet:
     folds = min(cfg.folds, n)
     block = np.arange(n) * folds // n
     held_out = [pixel_stats(torch.from_numpy(x[block != b]), cfg.min_var) for b in range(folds)]
+    net = SeamSegNet(cfg)
+    g = grey(torch.from_numpy(x))
+    with torch.no_grad():
+        keys = net.keys(g)
+    # each frame's nearest frames are found among the other blocks' frames, as an unseen vehicle's are
+    others = [torch.from_numpy(block != block[i]) for i in range(n)]
+    near = [neighbour_stats(keys[i:i + 1], _bank(g[o]), keys[o], min(cfg.neighbours, int(o.sum())),
+                            cfg.neighbour_min_var) for i, o in enumerate(others)]
     synth = synthetic_defects(u8, roi, cfg, rng)
     if not synth:
         raise TrainingError("SeamSeg found no sealant bead to plant synthetic defects on "
                             "(no pixel of the ROI stands out from its neighbourhood)")
-    net = SeamSegNet(cfg)
     roi_t = torch.from_numpy(roi.astype(np.float32))[None, None]
     crop = min(cfg.crop_px, h, w)
     roi_px = np.argwhere(roi)
@@ -100,12 +114,13 @@ def fit(cfg: SeamSegConfig, images: U8, ctx: FitContext) -> SeamSegNet:
         x0 = int(np.clip(cx - crop // 2, 0, w - crop))
         return slice(y0, y0 + crop), slice(x0, x0 + crop)
 
-    def planes(chw: F32, b: int, ys: slice, xs: slice) -> torch.Tensor:
-        """Feature planes (5, crop, crop) of a (3, crop, crop) input cut at ``ys, xs``, with the
-        statistics of the frames outside its block ``b``."""
-        mean, inv_var = held_out[b]
+    def planes(chw: F32, i: int, ys: slice, xs: slice) -> torch.Tensor:
+        """Feature planes (PLANES, crop, crop) of a (3, crop, crop) input cut at ``ys, xs`` from (a
+        defect planted on) training frame ``i``, with the statistics of the frames outside its block."""
+        mean, inv_var = held_out[int(block[i])]
+        near_mean, near_var = near[i]
         return feature_planes(torch.from_numpy(chw[None]), mean[..., ys, xs], inv_var[..., ys, xs],
-                              roi_t[..., ys, xs])[0]
+                              roi_t[..., ys, xs], near_mean[..., ys, xs], near_var[..., ys, xs])[0]
 
     def sample(k: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Even ``k``: a crop around a synthetic defect; odd: a normal frame at a random ROI pixel."""
@@ -116,11 +131,11 @@ def fit(cfg: SeamSegConfig, images: U8, ctx: FitContext) -> SeamSegNet:
             jitter = rng.integers(-(crop // 3), crop // 3 + 1, size=2)
             ys, xs = crop_at(int(py[j] + jitter[0]), int(px[j] + jitter[1]))
             chw = np.ascontiguousarray(img[ys, xs].transpose(2, 0, 1), np.float32)
-            return planes(chw, int(block[i]), ys, xs), torch.from_numpy(mask[None, ys, xs].astype(np.float32))
+            return planes(chw, i, ys, xs), torch.from_numpy(mask[None, ys, xs].astype(np.float32))
         i = int(rng.integers(n))
         cy, cx = roi_px[int(rng.integers(len(roi_px)))]
         ys, xs = crop_at(int(cy), int(cx))
-        return planes(np.ascontiguousarray(x[i][:, ys, xs]), int(block[i]), ys, xs), torch.zeros(1, crop, crop)
+        return planes(np.ascontiguousarray(x[i][:, ys, xs]), i, ys, xs), torch.zeros(1, crop, crop)
 
     opt = torch.optim.Adam(net.head.parameters(), lr=cfg.lr)
     total = ctx.max_steps or cfg.steps
@@ -149,5 +164,8 @@ def fit(cfg: SeamSegConfig, images: U8, ctx: FitContext) -> SeamSegNet:
     net.mean.copy_(mean)
     net.inv_var.copy_(inv_var)
     net.roi.copy_(roi_t)
+    kept = np.unique(np.linspace(0, n - 1, min(n, cfg.max_bank_frames)).round().astype(int))
+    net.memory_bank = _bank(g[kept])
+    net.memory_bank_keys = keys[kept].clone()
     log.info("seamseg trained %d steps on %d images and %d synthetic defects", total, n, len(synth))
     return net.eval()

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from pipeline.models import FitContext, TrainedModel, train
-from pipeline.models.errors import TrainingError
-from pipeline.models.seamseg import PRESETS, SeamSegNet
+from pipeline.models.errors import ConfigError, TrainingError
+from pipeline.models.seamseg import PRESETS, FrameKeys, SeamSegNet, neighbour_stats
 from pipeline.models.seamseg_fit import bead_mask, synthetic_defects
 from pipeline.preprocess import PreprocessConfig, load_preprocessed, save_preprocessed, train_preprocessed
 from pipeline.preprocess.roi import translate
@@ -43,9 +44,11 @@ def test_the_generator_plants_every_type_on_the_bead_and_inside_the_roi() -> Non
         assert (img != frames[i]).any(axis=2)[mask].any()
 
 
-def test_too_few_frames_and_frames_without_a_bead_are_clear_errors() -> None:
+def test_too_few_frames_frames_without_a_bead_and_no_neighbours_are_clear_errors() -> None:
     with pytest.raises(TrainingError, match="at least 3"):
         train("seamseg", _frames(2), preset="tiny", ctx=FitContext(max_steps=1))
+    with pytest.raises(ConfigError, match="neighbours"):
+        train("seamseg", _frames(4), preset="tiny", ctx=FitContext(max_steps=1), neighbours=0)
     flat = np.full((4, 120, 160, 3), 90, np.uint8)
     with pytest.raises(TrainingError, match="no sealant bead"):
         train("seamseg", flat, preset="tiny", ctx=FitContext(max_steps=1))
@@ -55,12 +58,15 @@ def test_a_masked_seamseg_learns_the_reference_roi_and_keeps_its_maps_inside_it(
     view = synthetic_view(10)
     cfg = PreprocessConfig(template=True, roi=True, roi_margin_px=4)
     model = train_preprocessed("seamseg", view.frames[:8], cfg, preset="tiny", seam_mask=view.seams[0],
-                               ctx=FitContext(seed=0, max_steps=5), input_size_wh=(128, 96), crop_px=48)
+                               ctx=FitContext(seed=0, max_steps=5), input_size_wh=(128, 96), crop_px=48,
+                               max_bank_frames=5)
     roi = model.preprocessor.roi_reference
     assert roi is not None and 0 < roi.mean() < 0.5
     assert isinstance(model.inner, TrainedModel) and isinstance(model.inner.net, SeamSegNet)
     net = model.inner.net
     np.testing.assert_array_equal(net.roi[0, 0].numpy() > 0, roi)  # where the training inputs were not zeroed
+    assert net.memory_bank.shape == (5, 96, 128) and net.memory_bank.dtype == torch.uint8  # 5 of the 8 frames
+    assert net.memory_bank_keys.shape == (5, 24 * 32)
     save_preprocessed(model, tmp_path)
     got = load_preprocessed(tmp_path, runtime="onnx").predict(view.frames[8:])
     ref = model.predict(view.frames[8:])
@@ -69,3 +75,21 @@ def test_a_masked_seamseg_learns_the_reference_roi_and_keeps_its_maps_inside_it(
     for i in range(2):
         outside = ~translate(roi, (int(batch.offsets_xy[i, 0]), int(batch.offsets_xy[i, 1])))
         assert not got.maps[i][outside].any() and got.maps[i][~outside].min() > 0
+
+
+def test_the_nearest_frames_statistics_follow_the_frames_most_like_the_input() -> None:
+    """Two groups of bank frames whose bead lies 6 px apart (parallax at two conveyor positions): an input
+    like the second group gets that group's mean and the variance floor, not the band of both groups."""
+    def frame(x0: int) -> torch.Tensor:
+        f = torch.full((1, 1, 24, 24), 20.0)
+        f[..., x0:x0 + 2] = 200.0
+        return f
+
+    bank = torch.cat([frame(6)] * 3 + [frame(12)] * 3)
+    keys = FrameKeys()
+    query = frame(12)
+    mean, var = neighbour_stats(keys(query), bank[:, 0].to(torch.uint8), keys(bank), 3, 100.0)
+    torch.testing.assert_close(mean, frame(12))
+    torch.testing.assert_close(var, torch.full_like(var, 100.0))
+    mean_all, _ = neighbour_stats(keys(query), bank[:, 0].to(torch.uint8), keys(bank), 6, 100.0)
+    assert mean_all[0, 0, 0, 6] == mean_all[0, 0, 0, 12] == 110.0  # all frames: a two-bead band
