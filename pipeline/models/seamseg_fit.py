@@ -95,12 +95,15 @@ def fit(cfg: SeamSegConfig, images: U8, ctx: FitContext) -> SeamSegNet:
     held_out = [pixel_stats(torch.from_numpy(x[block != b]), cfg.min_var) for b in range(folds)]
     net = SeamSegNet(cfg)
     g = grey(torch.from_numpy(x))
+    bank = _bank(g)
     with torch.no_grad():
         keys = net.keys(g)
-    # each frame's nearest frames are found among the other blocks' frames, as an unseen vehicle's are
-    others = [torch.from_numpy(block != block[i]) for i in range(n)]
-    near = [neighbour_stats(keys[i:i + 1], _bank(g[o]), keys[o], min(cfg.neighbours, int(o.sum())),
-                            cfg.neighbour_min_var) for i, o in enumerate(others)]
+    # a block's frames find their nearest frames among the other blocks' frames, as an unseen vehicle's do
+    near_mean, near_var = torch.empty_like(g), torch.empty_like(g)
+    for b in range(folds):
+        inside, others = torch.from_numpy(block == b), torch.from_numpy(block != b)
+        near_mean[inside], near_var[inside] = neighbour_stats(
+            keys[inside], bank[others], keys[others], min(cfg.neighbours, int(others.sum())), cfg.neighbour_min_var)
     synth = synthetic_defects(u8, roi, cfg, rng)
     if not synth:
         raise TrainingError("SeamSeg found no sealant bead to plant synthetic defects on "
@@ -118,9 +121,8 @@ def fit(cfg: SeamSegConfig, images: U8, ctx: FitContext) -> SeamSegNet:
         """Feature planes (PLANES, crop, crop) of a (3, crop, crop) input cut at ``ys, xs`` from (a
         defect planted on) training frame ``i``, with the statistics of the frames outside its block."""
         mean, inv_var = held_out[int(block[i])]
-        near_mean, near_var = near[i]
         return feature_planes(torch.from_numpy(chw[None]), mean[..., ys, xs], inv_var[..., ys, xs],
-                              roi_t[..., ys, xs], near_mean[..., ys, xs], near_var[..., ys, xs])[0]
+                              roi_t[..., ys, xs], near_mean[i:i + 1, :, ys, xs], near_var[i:i + 1, :, ys, xs])[0]
 
     def sample(k: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Even ``k``: a crop around a synthetic defect; odd: a normal frame at a random ROI pixel."""
@@ -165,7 +167,7 @@ def fit(cfg: SeamSegConfig, images: U8, ctx: FitContext) -> SeamSegNet:
     net.inv_var.copy_(inv_var)
     net.roi.copy_(roi_t)
     kept = np.unique(np.linspace(0, n - 1, min(n, cfg.max_bank_frames)).round().astype(int))
-    net.memory_bank = _bank(g[kept])
+    net.memory_bank = bank[kept]
     net.memory_bank_keys = keys[kept].clone()
     log.info("seamseg trained %d steps on %d images and %d synthetic defects", total, n, len(synth))
     return net.eval()
