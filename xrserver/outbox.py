@@ -12,7 +12,9 @@ alerts       state        the current full state (pass, all defects, active aler
 ===========  ===========  ===========================================================
 
 State is therefore never lost: a client either receives every state message in order or a
-snapshot that contains their effect. The queue never blocks the producer (the pipeline).
+snapshot that contains their effect. A snapshot also carries the newest pose, heatmap and stats,
+so latest-wins messages queued before it are dropped, and no message reaches a client twice.
+The queue never blocks the producer (the pipeline).
 """
 
 from __future__ import annotations
@@ -88,8 +90,12 @@ class Outbox:
                 return []
             out: list[Wire] = []
             if self._resync:
+                # the snapshot is built now, so it already holds the newest of every latest-wins channel:
+                # what waits in _latest is that same message (or an older one) and would arrive twice
                 self._resync = False
                 self._state.clear()
+                self.replaced += len(self._latest)
+                self._latest.clear()
                 out.extend(self._snapshot(self.channels))
             out.extend(self._state)
             self._state.clear()

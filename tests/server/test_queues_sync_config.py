@@ -8,8 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from overlays.examples import example_messages
 from pipeline.frames import Frame
 from xrserver.config import ConfigError, load_config, parse_config
+from xrserver.hub import ClientInfo, Hub
 from xrserver.outbox import Outbox
 from xrserver.sync import FrameSync
 from xrserver.ws import TokenBucket, origin_allowed
@@ -82,6 +84,26 @@ async def test_outbox_latest_wins_and_state_coalesces_into_a_snapshot() -> None:
     assert not waiter.done(), "get() waits while nothing is queued"
     box.close()
     assert await asyncio.wait_for(waiter, 1.0) == []
+
+
+async def test_a_snapshot_replaces_the_queued_latest_messages_so_none_arrives_twice() -> None:
+    """A pose published between a client's join and its first send reaches it once, in the
+    snapshot; the same holds when overflowing state forces a snapshot mid-stream."""
+    msgs = example_messages()
+    hub = Hub(state_limit=2)
+    hub.pass_start = msgs["pass_start"]  # type: ignore[assignment]
+    box = hub.add(ClientInfo("c1", "operator", "test", 0), frozenset({"pose", "stats", "defects"}))
+    hub.publish("pose", msgs["pose"], b"pose1", 1)
+    first = await box.get()
+    assert [w for w in first if w[0].startswith(b"pose")] == [(b"pose1", 0)]
+    hub.publish("pose", msgs["pose"], b"pose2", 2)
+    hub.publish("stats", msgs["stats"], b"stats2", 2)
+    for k in range(3):  # past state_limit: coalesced into a snapshot
+        hub.publish("defects", msgs["defects_delta"], f"d{k}".encode(), 2)
+    again = await box.get()
+    sent = [w[0] for w in again]
+    assert sent.count(b"pose2") == 1 and sent.count(b"stats2") == 1
+    assert box.coalesced == 2 and box.replaced == 3  # pose1; pose2 and stats2
 
 
 def test_token_bucket_and_origin_check() -> None:
