@@ -15,6 +15,10 @@ AUROC between models with Benjamini-Hochberg FDR. ``--report DIR`` writes the pa
 seed 0.
 
     .venv/bin/python benchmarks/model_accuracy.py --preset tiny --seeds 0 1 2 --size 320x240 --report out/report
+
+Runs are long on a CPU, so seeds may be measured in separate runs: ``--from-json A.json B.json``
+prints the same tables from the runs those ``--json`` files saved, without rendering or training.
+It refuses files whose runs overlap, were made with other settings, or cover other viewpoints.
 """
 
 from __future__ import annotations
@@ -43,6 +47,9 @@ from pipeline.preprocess import (
 from pipeline.twin import DigitalTwin, TwinConfig
 from xrserver.commands.models import evaluate
 
+#: The options that decide the frames, the preprocessing and the model: runs merged by ``--from-json`` must agree.
+SETTINGS = ("preset", "size", "input_size", "camera", "train_frames", "frames_per_vehicle", "val", "test",
+            "roi_margin", "roi_source", "template", "photometric", "contrast")
 IMAGE = ("auroc", "au_pr", "precision", "recall", "f1")
 PIXEL = ("auroc", "au_pr", "aupro_0.3", "iou", "precision", "recall", "f1", "fp_share")
 
@@ -69,7 +76,57 @@ def run_one(name: str, args: argparse.Namespace, seed: int, masked: bool, viewpo
         else None
     metrics = evaluate(model, test, rois(test), report, label)
     return {"model": name, "seed": seed, "masked": masked, "viewpoint": viewpoint, "fit_s": fit_s,
-            "s_per_image": s_per_image, **metrics}
+            "s_per_image": s_per_image, **metrics, "settings": {k: getattr(args, k) for k in SETTINGS}}
+
+
+def merge_runs(paths: list[Path]) -> tuple[list[dict[str, Any]], str]:
+    """The runs saved by several ``--json`` files, and a line that says where they came from.
+
+    Raises SystemExit on an unreadable file, a run that is in two files, runs made with other settings,
+    a (model, masking, seed) that covers other viewpoints than the rest, or models with other seeds:
+    their tables would mislead."""
+    runs: list[dict[str, Any]] = []
+    source: dict[tuple[Any, ...], Path] = {}
+    for path in paths:
+        try:
+            loaded = json.loads(path.read_text())
+        except (OSError, ValueError) as e:
+            raise SystemExit(f"{path}: cannot read saved runs: {e}") from e
+        if not isinstance(loaded, list) or not all(
+                isinstance(r, dict) and {"model", "seed", "masked", "viewpoint", "image", "pixel"} <= r.keys()
+                for r in loaded):
+            raise SystemExit(f"{path}: not a list of runs saved by model_accuracy.py --json")
+        for r in loaded:
+            key = (r["model"], r["masked"], r["seed"], r["viewpoint"])
+            if key in source:
+                raise SystemExit(f"{r['model']}{' †' if r['masked'] else ''} seed {r['seed']} at {r['viewpoint']} "
+                                 f"is in both {source[key]} and {path}")
+            source[key] = path
+            runs.append(r)
+    recorded = [r["settings"] for r in runs if "settings" in r]
+    for other in recorded[1:]:
+        differ = sorted(k for k in set(other) | set(recorded[0]) if other.get(k) != recorded[0].get(k))
+        if differ:
+            raise SystemExit(f"the runs were made with other settings: {', '.join(differ)}")
+    viewpoints: dict[tuple[Any, ...], set[str]] = {}
+    for r in runs:
+        viewpoints.setdefault((r["model"], r["masked"], r["seed"]), set()).add(r["viewpoint"])
+    if len({frozenset(v) for v in viewpoints.values()}) > 1:
+        raise SystemExit("the runs cover different viewpoints: " + "; ".join(
+            f"{m}{' †' if k else ''} seed {s}: {' '.join(sorted(v))}" for (m, k, s), v in viewpoints.items()))
+    seeds: dict[tuple[Any, ...], set[int]] = {}
+    for m, k, seed in viewpoints:
+        seeds.setdefault((m, k), set()).add(seed)
+    if len({frozenset(v) for v in seeds.values()}) > 1:  # the paired t-tests pair the models' runs seed by seed
+        raise SystemExit("the models have runs of different seeds: " + "; ".join(
+            f"{m}{' †' if k else ''}: {' '.join(map(str, sorted(v)))}" for (m, k), v in seeds.items()))
+    line = f"tables from {len(runs)} saved runs in {', '.join(map(str, paths))}"
+    if recorded:
+        line += "; settings " + ", ".join(f"{k} {v}" for k, v in recorded[0].items())
+    if len(recorded) < len(runs):
+        line += (f"; {len(runs) - len(recorded)} runs do not record their settings (saved before they did): "
+                 "check that they match")
+    return runs, line
 
 
 def per_seed(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -194,7 +251,16 @@ def main() -> None:
                     default=list(MODELS))
     ap.add_argument("--report", type=Path, default=None, metavar="DIR", help="write the paper's figures (seed 0)")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--from-json", type=Path, nargs="+", metavar="JSON",
+                    help="print the tables from runs saved by --json (e.g. one file per seed); runs nothing")
     args = ap.parse_args()
+    if args.from_json:
+        saved, line = merge_runs(args.from_json)
+        models = sorted(dict.fromkeys(r["model"] for r in saved), key=lambda m: m != "gaussian")  # baseline first
+        print(line)
+        print()
+        print(tables(per_seed(saved), models))
+        return
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
     w, h = (int(v) for v in args.size.split("x"))

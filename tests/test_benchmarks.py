@@ -38,6 +38,33 @@ def test_model_accuracy_prints_the_papers_tables(tmp_path: Path) -> None:
     assert all(0.0 <= v <= 1.0 for r in runs for v in r["peak_in_defect_by_type"].values())
     assert len({r["n_images"] + r["n_rejected"] for r in runs}) == 1  # one test set for every model and seed
     assert list((tmp_path / "report").rglob("*.png"))
+    assert all(r["settings"]["size"] == "160x120" and r["settings"]["contrast"] is False for r in runs)
+
+    # seeds measured in separate runs: the saved runs, one file per seed, give the same tables
+    for seed in (0, 1):
+        (tmp_path / f"seed{seed}.json").write_text(json.dumps([r for r in runs if r["seed"] == seed]))
+    per_seed = [str(tmp_path / f"seed{seed}.json") for seed in (0, 1)]
+    merged = _run("model_accuracy.py", "--from-json", *per_seed)
+    assert merged.startswith("tables from 8 saved runs") and "size 160x120" in merged
+    assert merged[merged.index("Table 4"):] == out[out.index("Table 4"):]
+    assert "Paired t-tests of pixel AUROC over seeds †" in merged
+
+    def refused(*files: str) -> str:
+        proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "model_accuracy.py"), "--from-json", *files],
+                              cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+        return proc.stderr
+
+    assert "is in both" in refused(per_seed[0], per_seed[0])
+    other = [{**r, "settings": {**r["settings"], "contrast": True}} for r in runs if r["seed"] == 1]
+    (tmp_path / "other.json").write_text(json.dumps(other))
+    assert "other settings: contrast" in refused(per_seed[0], str(tmp_path / "other.json"))
+    (tmp_path / "short.json").write_text(json.dumps([r for r in runs if r["seed"] == 1 and r["model"] == "gaussian"]))
+    assert "different seeds" in refused(per_seed[0], str(tmp_path / "short.json"))
+    (tmp_path / "front.json").write_text(json.dumps([{**r, "viewpoint": "front"} for r in runs if r["seed"] == 1]))
+    assert "different viewpoints" in refused(per_seed[0], str(tmp_path / "front.json"))
+    (tmp_path / "broken.json").write_text("[{")
+    assert "cannot read saved runs" in refused(str(tmp_path / "broken.json"))
 
 
 def test_model_accuracy_runs_one_mask_setting_alone_with_the_contrast_step() -> None:
