@@ -18,7 +18,7 @@ seed 0.
 
 Runs are long on a CPU, so seeds may be measured in separate runs: ``--from-json A.json B.json``
 prints the same tables from the runs those ``--json`` files saved, without rendering or training.
-It refuses files whose runs overlap, were made with other settings, or cover other viewpoints.
+It refuses files whose runs overlap, were made with other settings, or cover other viewpoints or seeds.
 """
 
 from __future__ import annotations
