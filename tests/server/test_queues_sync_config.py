@@ -91,7 +91,6 @@ async def test_a_snapshot_replaces_the_queued_latest_messages_so_none_arrives_tw
     snapshot; the same holds when overflowing state forces a snapshot mid-stream."""
     msgs = example_messages()
     hub = Hub(state_limit=2)
-    hub.pass_start = msgs["pass_start"]  # type: ignore[assignment]
     box = hub.add(ClientInfo("c1", "operator", "test", 0), frozenset({"pose", "stats", "defects"}))
     hub.publish("pose", msgs["pose"], b"pose1", 1)
     first = await box.get()
