@@ -50,6 +50,8 @@ from xrserver.commands.models import evaluate
 #: The options that decide the frames, the preprocessing and the model: runs merged by ``--from-json`` must agree.
 SETTINGS = ("preset", "size", "input_size", "camera", "train_frames", "frames_per_vehicle", "val", "test",
             "roi_margin", "roi_source", "template", "photometric", "contrast")
+#: How the tables and messages mark a masked (†) run.
+MARK = {False: "", True: " †"}
 IMAGE = ("auroc", "au_pr", "precision", "recall", "f1")
 PIXEL = ("auroc", "au_pr", "aupro_0.3", "iou", "precision", "recall", "f1", "fp_share")
 
@@ -71,7 +73,7 @@ def run_one(name: str, args: argparse.Namespace, seed: int, masked: bool, viewpo
     t1 = time.perf_counter()
     predict_dataset(model, test.images, rois(test), batch_size=1)
     s_per_image = (time.perf_counter() - t1) / len(test)
-    label = f"{name}{' †' if masked else ''} ({viewpoint}, seed {seed})"
+    label = f"{name}{MARK[masked]} ({viewpoint}, seed {seed})"
     report = args.report / f"{name}{'-masked' if masked else ''}-{viewpoint}" if args.report and seed == args.seeds[0] \
         else None
     metrics = evaluate(model, test, rois(test), report, label)
@@ -99,7 +101,7 @@ def merge_runs(paths: list[Path]) -> tuple[list[dict[str, Any]], str]:
         for r in loaded:
             key = (r["model"], r["masked"], r["seed"], r["viewpoint"])
             if key in source:
-                raise SystemExit(f"{r['model']}{' †' if r['masked'] else ''} seed {r['seed']} at {r['viewpoint']} "
+                raise SystemExit(f"{r['model']}{MARK[r['masked']]} seed {r['seed']} at {r['viewpoint']} "
                                  f"is in both {source[key]} and {path}")
             source[key] = path
             runs.append(r)
@@ -113,13 +115,13 @@ def merge_runs(paths: list[Path]) -> tuple[list[dict[str, Any]], str]:
         viewpoints.setdefault((r["model"], r["masked"], r["seed"]), set()).add(r["viewpoint"])
     if len({frozenset(v) for v in viewpoints.values()}) > 1:
         raise SystemExit("the runs cover different viewpoints: " + "; ".join(
-            f"{m}{' †' if k else ''} seed {s}: {' '.join(sorted(v))}" for (m, k, s), v in viewpoints.items()))
+            f"{m}{MARK[k]} seed {s}: {' '.join(sorted(v))}" for (m, k, s), v in viewpoints.items()))
     seeds: dict[tuple[Any, ...], set[int]] = {}
     for m, k, seed in viewpoints:
         seeds.setdefault((m, k), set()).add(seed)
     if len({frozenset(v) for v in seeds.values()}) > 1:  # the paired t-tests pair the models' runs seed by seed
         raise SystemExit("the models have runs of different seeds: " + "; ".join(
-            f"{m}{' †' if k else ''}: {' '.join(map(str, sorted(v)))}" for (m, k), v in seeds.items()))
+            f"{m}{MARK[k]}: {' '.join(map(str, sorted(v)))}" for (m, k), v in seeds.items()))
     line = f"tables from {len(runs)} saved runs in {', '.join(map(str, paths))}"
     if recorded:
         line += "; settings " + ", ".join(f"{k} {v}" for k, v in recorded[0].items())
@@ -164,17 +166,16 @@ def tables(runs: list[dict[str, Any]], models: list[str]) -> str:
     def pick(model: str, masked: bool) -> list[dict[str, Any]]:
         return [r for r in runs if r["model"] == model and r["masked"] == masked]
 
-    label = {False: "", True: " †"}
     out += ["Table 4 (image level, mean ± std over seeds)", "",
             "| model | " + " | ".join(IMAGE) + " |", "|---|" + "---|" * len(IMAGE)]
     for m, k in groups:
         rs = pick(m, k)
-        out.append(f"| {m}{label[k]} | " + " | ".join(_cell([r["image"][c] for r in rs]) for c in IMAGE) + " |")
+        out.append(f"| {m}{MARK[k]} | " + " | ".join(_cell([r["image"][c] for r in rs]) for c in IMAGE) + " |")
     out += ["", "Table 6 (pixel level; AUPRO up to FPR 0.3; P/R/F1 at the IoU-maximising threshold)", "",
             "| model | " + " | ".join(PIXEL) + " |", "|---|" + "---|" * len(PIXEL)]
     for m, k in groups:
         rs = pick(m, k)
-        out.append(f"| {m}{label[k]} | " + " | ".join(_cell([r["pixel"][c] for r in rs]) for c in PIXEL) + " |")
+        out.append(f"| {m}{MARK[k]} | " + " | ".join(_cell([r["pixel"][c] for r in rs]) for c in PIXEL) + " |")
     out += ["", "Table 8 (CPU seconds per image at this size, batch 1, ONNX Runtime, with preprocessing; the paper's "
             "figure is an RTX 3090 at full size, for reference only)", "",
             "| model | s/image | / baseline (same run) | paper s/image |", "|---|---|---|---|"]
@@ -182,7 +183,7 @@ def tables(runs: list[dict[str, Any]], models: list[str]) -> str:
     base_s = float(np.mean([r["s_per_image"] for r in pick("gaussian", settings[0])] or [np.nan]))
     for m in models:
         s = float(np.mean([r["s_per_image"] for r in pick(m, settings[0])]))
-        out.append(f"| {m}{label[settings[0]]} | {s:.4f} | {s / base_s:.1f}x | {paper.get(m, '-')} |")
+        out.append(f"| {m}{MARK[settings[0]]} | {s:.4f} | {s / base_s:.1f}x | {paper.get(m, '-')} |")
     out += ["", "Against the trivial baseline (per-pixel Gaussian, same run, same mask setting)", "",
             "| model | pixel AUROC / baseline | AUPRO / baseline | beats baseline (pixel AUROC) |", "|---|---|---|---|"]
     for m, k in groups:
@@ -192,14 +193,14 @@ def tables(runs: list[dict[str, Any]], models: list[str]) -> str:
         b = np.mean([r["pixel"]["auroc"] for r in pick("gaussian", k)])
         pa = np.mean([r["pixel"]["aupro_0.3"] for r in pick(m, k)])
         pb = np.mean([r["pixel"]["aupro_0.3"] for r in pick("gaussian", k)])
-        out.append(f"| {m}{label[k]} | {a / b:.2f}x | {pa / max(pb, 1e-9):.2f}x | {'yes' if a > b else 'no'} |")
+        out.append(f"| {m}{MARK[k]} | {a / b:.2f}x | {pa / max(pb, 1e-9):.2f}x | {'yes' if a > b else 'no'} |")
     out += ["", "Missed anomalous images by defect size (area-ratio tertiles per viewpoint, Eqs. 14-15; "
             "FN/total over seeds and viewpoints, at the F1-optimal image threshold)", "",
             "| model | small | medium | large |", "|---|---|---|---|"]
     for m, k in groups:
         fn = np.sum([r["fn_tertiles"]["fn"] for r in pick(m, k)], axis=0)
         n = np.sum([r["fn_tertiles"]["n"] for r in pick(m, k)], axis=0)
-        out.append(f"| {m}{label[k]} | " + " | ".join(f"{int(a)}/{int(b)}" for a, b in zip(fn, n, strict=True)) + " |")
+        out.append(f"| {m}{MARK[k]} | " + " | ".join(f"{int(a)}/{int(b)}" for a, b in zip(fn, n, strict=True)) + " |")
     for key, title in (("image_auroc_by_type", "Image AUROC by defect type (each type against the normal test frames"),
                        ("peak_in_defect_by_type", "Share of defect images whose map peaks inside the defect (by type")):
         types = list(dict.fromkeys(t for r in runs for t in r[key]))
@@ -207,10 +208,10 @@ def tables(runs: list[dict[str, Any]], models: list[str]) -> str:
                 "| model | " + " | ".join(types) + " |", "|---|" + "---|" * len(types)]
         for m, k in groups:
             cells = ([r[key][t] for r in pick(m, k) if t in r[key]] for t in types)
-            out.append(f"| {m}{label[k]} | " + " | ".join(_cell(v) if v else "-" for v in cells) + " |")
+            out.append(f"| {m}{MARK[k]} | " + " | ".join(_cell(v) if v else "-" for v in cells) + " |")
     for k in settings if len({r["seed"] for r in runs}) >= 2 else ():
         per_model = {m: [r["pixel"]["auroc"] for r in sorted(pick(m, k), key=lambda r: r["seed"])] for m in models}
-        out += ["", f"Paired t-tests of pixel AUROC over seeds{label[k]} (Benjamini-Hochberg FDR)", "",
+        out += ["", f"Paired t-tests of pixel AUROC over seeds{MARK[k]} (Benjamini-Hochberg FDR)", "",
                 "| a | b | mean a - b | t | p | p (BH) |", "|---|---|---|---|---|---|"]
         for t in paired_tests(per_model):
             out.append(f"| {t.model_a} | {t.model_b} | {t.mean_diff:+.3f} | {t.t:.2f} | {t.p:.3g} | {t.p_bh:.3g} |")

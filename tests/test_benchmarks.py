@@ -14,9 +14,13 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY_SETS = ("--size", "160x120", "--train-frames", "10", "--val", "2", "1", "--test", "3", "1")
 
 
+def _proc(script: str, *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout)
+
+
 def _run(script: str, *args: str) -> str:
-    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=900)
+    proc = _proc(script, *args)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc.stdout
 
@@ -50,8 +54,7 @@ def test_model_accuracy_prints_the_papers_tables(tmp_path: Path) -> None:
     assert "Paired t-tests of pixel AUROC over seeds †" in merged
 
     def refused(*files: str) -> str:
-        proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "model_accuracy.py"), "--from-json", *files],
-                              cwd=ROOT, capture_output=True, text=True, timeout=120)
+        proc = _proc("model_accuracy.py", "--from-json", *files, timeout=120)
         assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
         return proc.stderr
 
