@@ -19,8 +19,8 @@ than a misaligned bead's jog. The ``neighbours`` training frames most like the i
 4x-averaged grey descriptor; a memory bank of the training frames' grey levels) were taken at about
 the same travel, and their mean lays each bead where the input's own should be.
 It is trained (:mod:`pipeline.models.seamseg_fit`) on the paper's five seam defect types made by
-:mod:`pipeline.data.synth2d` on the training frames themselves, against the normal frames' own
-variation, so no defect image is needed.
+:mod:`pipeline.data.synth2d` on the training frames themselves (on the raw frames, before the contrast step,
+where the preprocessing has one), against the normal frames' own variation, so no defect image is needed.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from pipeline.models.contract import U8, to_network_input
 from pipeline.models.errors import TrainingError
 from pipeline.models.gaussian import pixel_stats
 from pipeline.models.seamseg import SeamSegConfig, SeamSegNet, feature_planes, grey, neighbour_stats
-from pipeline.models.training import FitContext, seed_everything
+from pipeline.models.training import FitContext, InputSources, seed_everything
 from pipeline.twin.defects import DEFECT_TYPES
 
 log = logging.getLogger(__name__)
@@ -37,29 +37,49 @@ def bead_mask(image: U8, roi: Mask, cfg: SeamSegConfig) -> Mask:
     return np.asarray(cv2.morphologyEx(bead, cv2.MORPH_OPEN, np.ones((2, 2), np.uint8)) > 0)
 
 
-def synthetic_defects(images: U8, roi: Mask, cfg: SeamSegConfig,
-                      rng: np.random.Generator) -> list[tuple[int, U8, Mask]]:
+def synthetic_defects(images: U8, roi: Mask, cfg: SeamSegConfig, rng: np.random.Generator,
+                      sources: InputSources | None = None) -> list[tuple[int, U8, Mask]]:
     """``defects_per_type`` defects of each type on each image: (source index, image, mask), both
-    cut to the ROI, so that a masked model trains on what it will be shown."""
+    cut to the ROI, so that a masked model trains on what it will be shown.
+
+    With ``sources``, each defect is drawn on the frame the image was made from and made into an
+    input by the same preprocessing (resized to the images' size), so that it reaches the model as a
+    real one does: a hole drawn on the contrast image would be a gap that the contrast step's pooling
+    never shows.
+    """
     # imported here: pipeline.data and pipeline.preprocess import the model registry, which imports this module
     from pipeline.data.synth2d import SynthError, synthesize
 
     out: list[tuple[int, U8, Mask]] = []
+    h, w = images.shape[1:3]
     keep = roi[..., None].astype(np.uint8)
-    for i, img in enumerate(images):
-        bead = bead_mask(img, roi, cfg)
+    canvases = images if sources is None else sources.frames
+    canvas_roi = roi if canvases.shape[1:3] == (h, w) else _resized(roi, canvases.shape[2], canvases.shape[1])
+    for i, canvas in enumerate(canvases):
+        bead = bead_mask(canvas, canvas_roi, cfg)
         if not bead.any():
             continue
         for dtype in DEFECT_TYPES:
             for _ in range(cfg.defects_per_type):
                 try:
-                    d = synthesize(img, bead, dtype, rng)
+                    d = synthesize(canvas, bead, dtype, rng)
                 except SynthError:
                     continue
-                mask = d.mask & roi
+                img, mask = d.image, d.mask
+                if sources is not None:
+                    img = sources.to_input(i, img)
+                    if img.shape[:2] != (h, w):
+                        img = to_network_input(img[None], (w, h))[0].transpose(1, 2, 0).round().astype(np.uint8)
+                        mask = _resized(mask, w, h)
+                mask = mask & roi
                 if mask.any():
-                    out.append((i, d.image * keep, mask))
+                    out.append((i, img * keep, mask))
     return out
+
+
+def _resized(mask: Mask, w: int, h: int) -> Mask:
+    """``mask`` at w x h: a pixel is set where any of the pixels it covers is."""
+    return np.asarray(cv2.resize(mask.astype(np.float32), (w, h), interpolation=cv2.INTER_AREA) > 0)
 
 
 def _bank(g: torch.Tensor) -> torch.Tensor:
@@ -78,12 +98,18 @@ def fit(cfg: SeamSegConfig, images: U8, ctx: FitContext) -> SeamSegNet:
     a normal frame. Loss: ``focal_weight`` · the focal loss (γ = 2) over the crop's ROI pixels + the
     binary cross-entropy of the crop's largest ROI logit against whether the crop holds a defect.
 
+    With ``ctx.sources`` (the preprocessing's contrast step), the synthetic defects are drawn on the
+    frames the images were made from (:func:`synthetic_defects`).
+
     Raises:
-        TrainingError: fewer than 3 images, no bead to plant a defect on, or a non-finite loss.
+        TrainingError: fewer than 3 images, source frames that do not match them, no bead to plant a
+            defect on, or a non-finite loss.
     """
     n = len(images)
     if n < 3:
         raise TrainingError("SeamSeg needs at least 3 normal images")
+    if ctx.sources is not None and len(ctx.sources.frames) != n:
+        raise TrainingError(f"SeamSeg got {len(ctx.sources.frames)} source frames for {n} images")
     seed_everything(ctx.seed)
     rng = np.random.default_rng(ctx.seed)
     w, h = cfg.input_size_wh
@@ -104,7 +130,7 @@ def fit(cfg: SeamSegConfig, images: U8, ctx: FitContext) -> SeamSegNet:
         inside, others = torch.from_numpy(block == b), torch.from_numpy(block != b)
         near_mean[inside], near_var[inside] = neighbour_stats(
             keys[inside], bank[others], keys[others], min(cfg.neighbours, int(others.sum())), cfg.neighbour_min_var)
-    synth = synthetic_defects(u8, roi, cfg, rng)
+    synth = synthetic_defects(u8, roi, cfg, rng, ctx.sources)
     if not synth:
         raise TrainingError("SeamSeg found no sealant bead to plant synthetic defects on "
                             "(no pixel of the ROI stands out from its neighbourhood)")

@@ -16,6 +16,21 @@ from pipeline.models.contract import U8, to_network_input
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class InputSources:
+    """The frames a model's training inputs were made from, and the step that makes them.
+
+    With a preprocessing step that changes what a model sees (the local contrast), a synthetic defect
+    drawn on the model's input differs from a real one, which reaches the model through that step. A
+    model that plants synthetic defects (SeamSeg) draws them on ``frames[i]`` instead, (H, W, 3) uint8
+    in the input's coordinates, and makes its training input with ``to_input(i, frame)``, as the
+    preprocessing made input ``i``.
+    """
+
+    frames: U8
+    to_input: Callable[[int, U8], U8]
+
+
 @dataclass(frozen=True, slots=True)
 class FitContext:
     """What every ``fit`` gets besides its config and the normal images.
@@ -24,6 +39,8 @@ class FitContext:
     ``val_normal`` are held-out normal images (N, H, W, 3) for the methods that normalise maps on
     them (EfficientAD); without them those methods use a slice of the training images.
     ``backbone_weights`` is a local torchvision-format state dict; ``None`` = random init.
+    ``sources``: what the training images were made from (set by the preprocessing; see
+    :class:`InputSources`), None when they are the frames themselves.
     """
 
     seed: int = 0
@@ -33,6 +50,7 @@ class FitContext:
     backbone_weights: Path | None = None
     max_steps: int | None = None
     extras: dict[str, float] = field(default_factory=dict)
+    sources: InputSources | None = None
 
     def tick(self, done: int, total: int) -> None:
         if self.progress is not None:

@@ -12,6 +12,7 @@ An artifact without a ``preprocess`` section loads with preprocessing switched o
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from pathlib import Path
@@ -32,10 +33,10 @@ from pipeline.models.contract import (
 )
 from pipeline.models.errors import ArtifactError, TrainingError
 from pipeline.models.runtime import InferenceModel
-from pipeline.models.training import FitContext
+from pipeline.models.training import FitContext, InputSources
 from pipeline.preprocess.errors import PreprocessError
 from pipeline.preprocess.preprocessor import PreprocessConfig, PreprocessedBatch, Preprocessor
-from pipeline.preprocess.roi import Mask
+from pipeline.preprocess.roi import Mask, translate
 from pipeline.preprocess.template import U8, ViewTemplate
 
 log = logging.getLogger(__name__)
@@ -127,10 +128,32 @@ def train_preprocessed(name: str, images: U8, config: PreprocessConfig, roi: Mas
     pre = Preprocessor.fit(config, imgs[0], seams if config.roi else None)
     prepped = pre.apply(imgs, roi)
     keep = _drop_rejected(prepped, "training")
+    kept_roi = None if prepped.roi is None else prepped.roi[keep]
+    sources = input_sources(pre, imgs[keep], prepped.offsets_xy[keep], kept_roi)
+    ctx = dataclasses.replace(ctx or FitContext(), sources=sources)
     model = api.train(name, prepped.images[keep], preset=preset, ctx=ctx, **overrides)
     model.training["preprocess_rejected"] = int((~keep).sum())
     log.info("preprocessing: %s", pre.describe())
     return PreprocessedModel(model, pre)
+
+
+def input_sources(pre: Preprocessor, frames: U8, offsets_xy: npt.NDArray[np.int32],
+                  roi: Mask | None) -> InputSources | None:
+    """With the contrast step, what a model that plants synthetic defects draws them on: the raw
+    ``frames`` moved into the reference coordinates by their matched ``offsets_xy``, and the rest of the
+    preprocessing: a drawn-on frame is moved back and goes through :meth:`Preprocessor.finish` as the
+    frame did, so its input equals the frame's own outside the edits (and the contrast window's reach
+    of the border the moves shifted out). None without the contrast step: the inputs are then the
+    (masked) frames themselves. ``roi``: the frames' ROI in reference coordinates, None for the reference ROI."""
+    if not pre.config.contrast:
+        return None
+    offsets = [(int(dx), int(dy)) for dx, dy in offsets_xy]
+    aligned = np.stack([translate(f, (-dx, -dy)) for f, (dx, dy) in zip(frames, offsets, strict=True)])
+
+    def to_input(i: int, frame: U8) -> U8:
+        return pre.finish(translate(frame, offsets[i]), offsets[i], None if roi is None else roi[i])
+
+    return InputSources(aligned, to_input)
 
 
 def predict_dataset(model: PreprocessedModel, images: U8, roi: Mask | None = None,

@@ -219,19 +219,29 @@ class Preprocessor:
                 scores[i], accepted[i] = m.score, m.accepted
                 off = m.offset_xy if m.accepted else (0, 0)
                 offsets[i] = off
-            if self.config.contrast:
-                assert self.config.contrast_kernel_px is not None and self.config.contrast_pool_px is not None
-                frame = local_contrast(raw, self.config.contrast_kernel_px, self.config.contrast_pool_px)
-            img = translate(frame, (-off[0], -off[1]))
             if masks is not None:
                 masks[i] = (translate(np.asarray(roi[i], bool), (-off[0], -off[1])) if roi is not None
                             else self.roi_reference)
-                img[~masks[i]] = 0
-            out[i] = img
+            out[i] = self.finish(raw if self.config.contrast else frame, off, None if masks is None else masks[i])
         if not accepted.all():
             log.info("template: %d of %d frame(s) below threshold %.2f", int((~accepted).sum()), n,
                      self.config.template_threshold)
         return PreprocessedBatch(out, masks, scores, offsets, accepted)
+
+    def finish(self, frame: U8, offset_xy: tuple[int, int] = (0, 0), roi: Mask | None = None) -> U8:
+        """The steps after the template match on one ``frame`` (H, W, 3) uint8 as the camera saw it: the
+        contrast step when on, the move by the matched ``offset_xy`` into the reference frame's
+        coordinates, and zero outside ``roi`` (in those coordinates; None: the reference ROI; nothing
+        without ROI masking). :meth:`apply` runs it on every accepted frame."""
+        img = frame
+        if self.config.contrast:
+            assert self.config.contrast_kernel_px is not None and self.config.contrast_pool_px is not None
+            img = local_contrast(frame, self.config.contrast_kernel_px, self.config.contrast_pool_px)
+        img = translate(img, (-offset_xy[0], -offset_xy[1]))
+        mask = roi if roi is not None else self.roi_reference
+        if self.config.roi and mask is not None:
+            img[~mask] = 0
+        return img
 
     def restore_maps(self, maps: F32, batch: PreprocessedBatch) -> F32:
         """Anomaly maps (N, H, W) of ``batch.images`` → the caller's frame coordinates.

@@ -19,6 +19,9 @@ from pipeline.preprocess import (
     train_preprocessed,
 )
 from pipeline.preprocess.contrast import contrast_frames, local_contrast, scaled_contrast_px
+from pipeline.preprocess.model import input_sources
+from pipeline.preprocess.roi import translate
+from tests.models.test_preprocess import synthetic_view
 
 U8 = npt.NDArray[np.uint8]
 Mask = npt.NDArray[np.bool_]
@@ -108,3 +111,27 @@ def test_contrast_frames_are_what_a_contrast_model_sees_before_alignment() -> No
     np.testing.assert_array_equal(contrast_frames(frames), seen)
     with pytest.raises(PreprocessError, match=r"\(N, H, W, 3\)"):
         contrast_frames(frames[0])
+
+
+def test_input_sources_remake_each_training_input_from_its_aligned_frame() -> None:
+    """A model that plants synthetic defects (SeamSeg) draws them on the aligned raw frame and remakes
+    the input through the same steps: untouched, it gets the very input the preprocessing made (away
+    from the frame's border), and an edit changes the input only within the contrast window's reach."""
+    view = synthetic_view(5)
+    cfg = PreprocessConfig(template=True, roi=True, roi_margin_px=6, contrast=True, contrast_kernel_px=9,
+                           contrast_pool_px=3)  # a 9 px window runs on the frame shrunk 2x: the phase matters
+    pre = Preprocessor.fit(cfg, view.frames[0], view.seams[0])
+    batch = pre.apply(view.frames)
+    assert batch.accepted.all() and (batch.offsets_xy != 0).any()
+    sources = input_sources(pre, view.frames, batch.offsets_xy, batch.roi)
+    assert sources is not None and sources.frames.shape == view.frames.shape
+    inner = (slice(16, H - 16), slice(16, W - 16))  # shifts up to 4 px + the window's reach
+    for i, (dx, dy) in enumerate(batch.offsets_xy):
+        np.testing.assert_array_equal(sources.frames[i], translate(view.frames[i], (-int(dx), -int(dy))))
+        np.testing.assert_array_equal(sources.to_input(i, sources.frames[i])[inner], batch.images[i][inner])
+    edited = sources.frames[1].copy()
+    edited[40:44, 60:64] = 0
+    changed = np.argwhere((sources.to_input(1, edited) != sources.to_input(1, sources.frames[1])).any(axis=2))
+    assert len(changed) and changed.min(axis=0).tolist() >= [30, 50] and changed.max(axis=0).tolist() <= [54, 74]
+    plain = Preprocessor.fit(PreprocessConfig(template=True), view.frames[0])
+    assert input_sources(plain, view.frames, batch.offsets_xy, None) is None  # the inputs are the frames

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -13,7 +14,9 @@ from pipeline.models import FitContext, TrainedModel, train
 from pipeline.models.errors import ConfigError, TrainingError
 from pipeline.models.seamseg import PRESETS, FrameKeys, SeamSegNet, neighbour_stats
 from pipeline.models.seamseg_fit import bead_mask, synthetic_defects
-from pipeline.preprocess import PreprocessConfig, load_preprocessed, save_preprocessed, train_preprocessed
+from pipeline.models.training import InputSources
+from pipeline.preprocess import PreprocessConfig, Preprocessor, load_preprocessed, save_preprocessed, train_preprocessed
+from pipeline.preprocess.model import input_sources
 from pipeline.preprocess.roi import translate
 from tests.models.test_preprocess import synthetic_view
 
@@ -93,3 +96,48 @@ def test_the_nearest_frames_statistics_follow_the_frames_most_like_the_input() -
     torch.testing.assert_close(var, torch.full_like(var, 100.0))
     mean_all, _ = neighbour_stats(keys(query), bank[:, 0].to(torch.uint8), keys(bank), 6, 100.0)
     assert mean_all[0, 0, 0, 6] == mean_all[0, 0, 0, 12] == 110.0  # all frames: a two-bead band
+
+
+def test_with_the_contrast_step_defects_are_drawn_on_the_raw_frame_and_reach_the_model_through_it() -> None:
+    """The inputs are contrast images; each synthetic one is the contrast image of an edited raw frame
+    (a defect drawn on the contrast image itself would be pooled as no real one is)."""
+    view = synthetic_view(3)
+    cfg = PreprocessConfig(template=True, roi=True, roi_margin_px=6, contrast=True, contrast_kernel_px=5,
+                           contrast_pool_px=3)
+    pre = Preprocessor.fit(cfg, view.frames[0], view.seams[0])
+    batch = pre.apply(view.frames)
+    sources = input_sources(pre, view.frames, batch.offsets_xy, batch.roi)
+    assert sources is not None and batch.roi is not None
+    drawn: list[tuple[int, np.ndarray, np.ndarray]] = []
+
+    def to_input(i: int, frame: np.ndarray) -> np.ndarray:
+        out = sources.to_input(i, frame)
+        drawn.append((i, frame, out))
+        return out
+
+    roi = np.asarray(batch.roi.any(axis=0))
+    synth = synthetic_defects(batch.images, roi, PRESETS["tiny"], np.random.default_rng(0),
+                              InputSources(sources.frames, to_input))
+    assert len(synth) >= 20 and len(drawn) >= len(synth)  # 3 frames x 5 types x 2, less misfits
+    inner = np.zeros(roi.shape, bool)
+    inner[8:-8, 8:-8] = True  # the border the alignment shifted out differs anyway (see test_contrast)
+    for i, img, mask in synth:
+        frame = next(f for j, f, out in drawn if j == i and np.array_equal(out * roi[..., None], img))
+        assert not (mask & ~roi).any() and not img[~roi].any()
+        touched = (frame != sources.frames[i]).any(axis=2)  # the raw frame was drawn on, at the mask
+        assert touched[mask].any() and not (touched & roi & ~mask).any()  # the mask is cut to the ROI
+        changed = (img != batch.images[i]).any(axis=2) & inner  # and its input differs where it was
+        near = cv2.dilate(touched.astype(np.uint8), np.ones((7, 7), np.uint8)) > 0  # window 5 + pooling 3
+        assert changed.any() and not (changed & ~near).any()
+    with pytest.raises(TrainingError, match="source frames"):
+        train("seamseg", np.concatenate([batch.images] * 2), preset="tiny",
+              ctx=FitContext(max_steps=1, sources=sources), input_size_wh=(128, 96))
+
+
+def test_a_seamseg_on_contrast_trains_at_an_input_size_other_than_the_frames() -> None:
+    view = synthetic_view(6)
+    cfg = PreprocessConfig(template=True, roi=True, roi_margin_px=4, contrast=True)
+    model = train_preprocessed("seamseg", view.frames, cfg, preset="tiny", seam_mask=view.seams[0],
+                               ctx=FitContext(seed=0, max_steps=2), input_size_wh=(64, 48), crop_px=32)
+    pred = model.predict(view.frames[:2])
+    assert pred.maps.shape == (2, 96, 128) and np.isfinite(pred.scores).all()
