@@ -19,8 +19,8 @@ than a misaligned bead's jog. The ``neighbours`` training frames most like the i
 4x-averaged grey descriptor; a memory bank of the training frames' grey levels) were taken at about
 the same travel, and their mean lays each bead where the input's own should be.
 It is trained (:mod:`pipeline.models.seamseg_fit`) on the paper's five seam defect types made by
-:mod:`pipeline.data.synth2d` on the training frames themselves (on the raw frames, before the contrast step,
-where the preprocessing has one), against the normal frames' own variation, so no defect image is needed.
+:mod:`pipeline.data.synth2d` on the training frames themselves (optionally on the raw frames, before the
+contrast step: ``draw_on_frames``), against the normal frames' own variation, so no defect image is needed.
 """
 
 from __future__ import annotations
@@ -48,7 +48,10 @@ class SeamSegConfig:
     contrast above this quantile of the ROI's, and above this value). ``blur_sigma_px``: blur of the map.
     ``neighbours``: how many nearest training frames give the second Gaussian, ``neighbour_min_var``
     its variance floor; ``max_bank_frames``: the memory bank keeps at most this many training frames
-    (evenly spaced; one uint8 grey frame each).
+    (evenly spaced; one uint8 grey frame each). ``draw_on_frames``: where the preprocessing hands the
+    frames its inputs were made from (the contrast step; ``FitContext.sources``), draw the synthetic
+    defects on those frames and remake the inputs from them, instead of drawing on the inputs. Off by
+    default: over three viewpoints it gained at one and lost at another (docs/benchmarks.md).
     """
 
     input_size_wh: tuple[int, int] = (640, 480)
@@ -67,6 +70,7 @@ class SeamSegConfig:
     neighbours: int = 10
     neighbour_min_var: float = 100.0
     max_bank_frames: int = 200
+    draw_on_frames: bool = False
 
     def __post_init__(self) -> None:
         if self.neighbours < 1 or self.max_bank_frames < 1:

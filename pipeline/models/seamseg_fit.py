@@ -98,8 +98,8 @@ def fit(cfg: SeamSegConfig, images: U8, ctx: FitContext) -> SeamSegNet:
     a normal frame. Loss: ``focal_weight`` · the focal loss (γ = 2) over the crop's ROI pixels + the
     binary cross-entropy of the crop's largest ROI logit against whether the crop holds a defect.
 
-    With ``ctx.sources`` (the preprocessing's contrast step), the synthetic defects are drawn on the
-    frames the images were made from (:func:`synthetic_defects`).
+    With ``draw_on_frames`` and ``ctx.sources`` (the preprocessing's contrast step), the synthetic
+    defects are drawn on the frames the images were made from (:func:`synthetic_defects`).
 
     Raises:
         TrainingError: fewer than 3 images, source frames that do not match them, no bead to plant a
@@ -108,8 +108,9 @@ def fit(cfg: SeamSegConfig, images: U8, ctx: FitContext) -> SeamSegNet:
     n = len(images)
     if n < 3:
         raise TrainingError("SeamSeg needs at least 3 normal images")
-    if ctx.sources is not None and len(ctx.sources.frames) != n:
-        raise TrainingError(f"SeamSeg got {len(ctx.sources.frames)} source frames for {n} images")
+    sources = ctx.sources if cfg.draw_on_frames else None
+    if sources is not None and len(sources.frames) != n:
+        raise TrainingError(f"SeamSeg got {len(sources.frames)} source frames for {n} images")
     seed_everything(ctx.seed)
     rng = np.random.default_rng(ctx.seed)
     w, h = cfg.input_size_wh
@@ -130,7 +131,7 @@ def fit(cfg: SeamSegConfig, images: U8, ctx: FitContext) -> SeamSegNet:
         inside, others = torch.from_numpy(block == b), torch.from_numpy(block != b)
         near_mean[inside], near_var[inside] = neighbour_stats(
             keys[inside], bank[others], keys[others], min(cfg.neighbours, int(others.sum())), cfg.neighbour_min_var)
-    synth = synthetic_defects(u8, roi, cfg, rng, ctx.sources)
+    synth = synthetic_defects(u8, roi, cfg, rng, sources)
     if not synth:
         raise TrainingError("SeamSeg found no sealant bead to plant synthetic defects on "
                             "(no pixel of the ROI stands out from its neighbourhood)")

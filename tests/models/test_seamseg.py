@@ -131,13 +131,16 @@ def test_with_the_contrast_step_defects_are_drawn_on_the_raw_frame_and_reach_the
         assert changed.any() and not (changed & ~near).any()
     with pytest.raises(TrainingError, match="source frames"):
         train("seamseg", np.concatenate([batch.images] * 2), preset="tiny",
-              ctx=FitContext(max_steps=1, sources=sources), input_size_wh=(128, 96))
+              ctx=FitContext(max_steps=1, sources=sources), input_size_wh=(128, 96), draw_on_frames=True)
+    train("seamseg", np.concatenate([batch.images] * 2), preset="tiny",  # off by default: the sources are unused
+          ctx=FitContext(max_steps=1, sources=sources), input_size_wh=(128, 96))
 
 
-def test_a_seamseg_on_contrast_trains_at_an_input_size_other_than_the_frames() -> None:
+def test_a_seamseg_drawing_on_the_frames_trains_at_an_input_size_other_than_the_frames() -> None:
     view = synthetic_view(6)
     cfg = PreprocessConfig(template=True, roi=True, roi_margin_px=4, contrast=True)
     model = train_preprocessed("seamseg", view.frames, cfg, preset="tiny", seam_mask=view.seams[0],
-                               ctx=FitContext(seed=0, max_steps=2), input_size_wh=(64, 48), crop_px=32)
+                               ctx=FitContext(seed=0, max_steps=2), input_size_wh=(64, 48), crop_px=32,
+                               draw_on_frames=True)
     pred = model.predict(view.frames[:2])
     assert pred.maps.shape == (2, 96, 128) and np.isfinite(pred.scores).all()
