@@ -53,9 +53,9 @@ def synthetic_defects(images: U8, roi: Mask, cfg: SeamSegConfig, rng: np.random.
     out: list[tuple[int, U8, Mask]] = []
     h, w = images.shape[1:3]
     keep = roi[..., None].astype(np.uint8)
-    canvases = images if sources is None else sources.frames
-    canvas_roi = roi if canvases.shape[1:3] == (h, w) else _resized(roi, canvases.shape[2], canvases.shape[1])
-    for i, canvas in enumerate(canvases):
+    for i, img0 in enumerate(images):
+        canvas = img0 if sources is None else sources.frame(i)
+        canvas_roi = roi if canvas.shape[:2] == (h, w) else _resized(roi, canvas.shape[1], canvas.shape[0])
         bead = bead_mask(canvas, canvas_roi, cfg)
         if not bead.any():
             continue
@@ -109,8 +109,8 @@ def fit(cfg: SeamSegConfig, images: U8, ctx: FitContext) -> SeamSegNet:
     if n < 3:
         raise TrainingError("SeamSeg needs at least 3 normal images")
     sources = ctx.sources if cfg.draw_on_frames else None
-    if sources is not None and len(sources.frames) != n:
-        raise TrainingError(f"SeamSeg got {len(sources.frames)} source frames for {n} images")
+    if sources is not None and sources.count != n:
+        raise TrainingError(f"SeamSeg got {sources.count} source frames for {n} images")
     seed_everything(ctx.seed)
     rng = np.random.default_rng(ctx.seed)
     w, h = cfg.input_size_wh

@@ -22,12 +22,14 @@ class InputSources:
 
     With a preprocessing step that changes what a model sees (the local contrast), a synthetic defect
     drawn on the model's input differs from a real one, which reaches the model through that step. A
-    model that plants synthetic defects (SeamSeg) draws them on ``frames[i]`` instead, (H, W, 3) uint8
-    in the input's coordinates, and makes its training input with ``to_input(i, frame)``, as the
-    preprocessing made input ``i``.
+    model that plants synthetic defects (SeamSeg) can draw them on ``frame(i)`` instead, the frame
+    input ``i`` was made from ((H, W, 3) uint8 in the input's coordinates; made on demand, so that no
+    copy of the training set is kept), and make its training input with ``to_input(i, frame)``, as the
+    preprocessing made input ``i``. ``count``: how many inputs there are.
     """
 
-    frames: U8
+    count: int
+    frame: Callable[[int], U8]
     to_input: Callable[[int, U8], U8]
 
 

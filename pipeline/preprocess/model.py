@@ -128,8 +128,10 @@ def train_preprocessed(name: str, images: U8, config: PreprocessConfig, roi: Mas
     pre = Preprocessor.fit(config, imgs[0], seams if config.roi else None)
     prepped = pre.apply(imgs, roi)
     keep = _drop_rejected(prepped, "training")
-    kept_roi = None if prepped.roi is None else prepped.roi[keep]
-    sources = input_sources(pre, imgs[keep], prepped.offsets_xy[keep], kept_roi)
+    frames, frame_roi = imgs, prepped.roi  # no copy of the training set unless some frames were rejected
+    if not keep.all():
+        frames, frame_roi = imgs[keep], None if prepped.roi is None else prepped.roi[keep]
+    sources = input_sources(pre, frames, prepped.offsets_xy[keep], frame_roi)
     ctx = dataclasses.replace(ctx or FitContext(), sources=sources)
     model = api.train(name, prepped.images[keep], preset=preset, ctx=ctx, **overrides)
     model.training["preprocess_rejected"] = int((~keep).sum())
@@ -140,7 +142,7 @@ def train_preprocessed(name: str, images: U8, config: PreprocessConfig, roi: Mas
 def input_sources(pre: Preprocessor, frames: U8, offsets_xy: npt.NDArray[np.int32],
                   roi: Mask | None) -> InputSources | None:
     """With the contrast step, what a model that plants synthetic defects draws them on: the raw
-    ``frames`` moved into the reference coordinates by their matched ``offsets_xy``, and the rest of the
+    ``frames`` moved into the reference coordinates by their matched ``offsets_xy`` (on demand), and the rest of the
     preprocessing: a drawn-on frame is moved back and goes through :meth:`Preprocessor.finish` as the
     frame did, so its input equals the frame's own outside the edits (and the contrast window's reach
     of the border the moves shifted out). None without the contrast step: the inputs are then the
@@ -148,12 +150,16 @@ def input_sources(pre: Preprocessor, frames: U8, offsets_xy: npt.NDArray[np.int3
     if not pre.config.contrast:
         return None
     offsets = [(int(dx), int(dy)) for dx, dy in offsets_xy]
-    aligned = np.stack([translate(f, (-dx, -dy)) for f, (dx, dy) in zip(frames, offsets, strict=True)])
+    if len(offsets) != len(frames):
+        raise PreprocessError(f"{len(offsets)} offsets for {len(frames)} frames")
+
+    def aligned(i: int) -> U8:
+        return translate(frames[i], (-offsets[i][0], -offsets[i][1]))
 
     def to_input(i: int, frame: U8) -> U8:
         return pre.finish(translate(frame, offsets[i]), offsets[i], None if roi is None else roi[i])
 
-    return InputSources(aligned, to_input)
+    return InputSources(len(frames), aligned, to_input)
 
 
 def predict_dataset(model: PreprocessedModel, images: U8, roi: Mask | None = None,

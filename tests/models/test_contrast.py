@@ -124,14 +124,14 @@ def test_input_sources_remake_each_training_input_from_its_aligned_frame() -> No
     batch = pre.apply(view.frames)
     assert batch.accepted.all() and (batch.offsets_xy != 0).any()
     sources = input_sources(pre, view.frames, batch.offsets_xy, batch.roi)
-    assert sources is not None and sources.frames.shape == view.frames.shape
+    assert sources is not None and sources.count == len(view.frames)
     inner = (slice(16, H - 16), slice(16, W - 16))  # shifts up to 4 px + the window's reach
     for i, (dx, dy) in enumerate(batch.offsets_xy):
-        np.testing.assert_array_equal(sources.frames[i], translate(view.frames[i], (-int(dx), -int(dy))))
-        np.testing.assert_array_equal(sources.to_input(i, sources.frames[i])[inner], batch.images[i][inner])
-    edited = sources.frames[1].copy()
+        np.testing.assert_array_equal(sources.frame(i), translate(view.frames[i], (-int(dx), -int(dy))))
+        np.testing.assert_array_equal(sources.to_input(i, sources.frame(i))[inner], batch.images[i][inner])
+    edited = sources.frame(1).copy()
     edited[40:44, 60:64] = 0
-    changed = np.argwhere((sources.to_input(1, edited) != sources.to_input(1, sources.frames[1])).any(axis=2))
+    changed = np.argwhere((sources.to_input(1, edited) != sources.to_input(1, sources.frame(1))).any(axis=2))
     assert len(changed) and changed.min(axis=0).tolist() >= [30, 50] and changed.max(axis=0).tolist() <= [54, 74]
     plain = Preprocessor.fit(PreprocessConfig(template=True), view.frames[0])
     assert input_sources(plain, view.frames, batch.offsets_xy, None) is None  # the inputs are the frames

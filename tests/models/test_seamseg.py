@@ -117,14 +117,14 @@ def test_with_the_contrast_step_defects_are_drawn_on_the_raw_frame_and_reach_the
 
     roi = np.asarray(batch.roi.any(axis=0))
     synth = synthetic_defects(batch.images, roi, PRESETS["tiny"], np.random.default_rng(0),
-                              InputSources(sources.frames, to_input))
+                              InputSources(sources.count, sources.frame, to_input))
     assert len(synth) >= 20 and len(drawn) >= len(synth)  # 3 frames x 5 types x 2, less misfits
     inner = np.zeros(roi.shape, bool)
     inner[8:-8, 8:-8] = True  # the border the alignment shifted out differs anyway (see test_contrast)
     for i, img, mask in synth:
         frame = next(f for j, f, out in drawn if j == i and np.array_equal(out * roi[..., None], img))
         assert not (mask & ~roi).any() and not img[~roi].any()
-        touched = (frame != sources.frames[i]).any(axis=2)  # the raw frame was drawn on, at the mask
+        touched = (frame != sources.frame(i)).any(axis=2)  # the raw frame was drawn on, at the mask
         assert touched[mask].any() and not (touched & roi & ~mask).any()  # the mask is cut to the ROI
         changed = (img != batch.images[i]).any(axis=2) & inner  # and its input differs where it was
         near = cv2.dilate(touched.astype(np.uint8), np.ones((7, 7), np.uint8)) > 0  # window 5 + pooling 3
