@@ -232,7 +232,7 @@ class Preprocessor:
         """The steps after the template match on one ``frame`` (H, W, 3) uint8 as the camera saw it: the
         contrast step when on, the move by the matched ``offset_xy`` into the reference frame's
         coordinates, and zero outside ``roi`` (in those coordinates; None: the reference ROI; nothing
-        without ROI masking). :meth:`apply` runs it on every accepted frame."""
+        without ROI masking). :meth:`apply` runs it on every frame."""
         img = frame
         if self.config.contrast:
             assert self.config.contrast_kernel_px is not None and self.config.contrast_pool_px is not None
