@@ -5,6 +5,7 @@ defect, predicts the pose at display time, and "mark fixed" is recorded on the s
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from pipeline.twin import DigitalTwin, TwinConfig
 from xrserver.config import ServerConfig
 from xrserver.sources import TwinSource
-from xrserver.testing import get_json, run_server
+from xrserver.testing import get_json, run_server, scaled
 
 Until = Callable[[str, float], Awaitable[object]]  # the `until` fixture (conftest.py)
 
@@ -60,13 +61,23 @@ async def test_ar_view_falls_back_to_a_preview_with_highlights_and_an_arrow(
                     f"return (!d || d.status === 'fixed') && s.next !== '{next_id}'", 15)  # the arrow moves on
         x0 = browser.execute_script("return Number(window.xrAr.state.pose.s_m)")  # the car keeps moving
         await until(f"return Number(window.xrAr.state.pose.s_m) !== {x0}", 10)  # (the next car starts back)
-        await asyncio.sleep(1.0)  # the feedback's round trip to the records
+        # the view marks the defect fixed at once; the server records it after a round trip: wait for the record
         supervisor = srv.auth.token_for("supervisor")
-        passes = await asyncio.to_thread(get_json, f"{srv.http}/api/inspections?limit=5", supervisor)
-        feedback: list[dict[str, object]] = []
-        for p in passes["inspections"]:  # type: ignore[attr-defined]
-            if p["vehicle_id"] == vehicle_id:
-                record = await asyncio.to_thread(get_json, f"{srv.http}/api/inspections/{p['pass_id']}", supervisor)
-                feedback += record["feedback"]  # type: ignore[arg-type]
+
+        async def feedback_recorded() -> list[dict[str, object]]:
+            passes = await asyncio.to_thread(get_json, f"{srv.http}/api/inspections?limit=20", supervisor)
+            out: list[dict[str, object]] = []
+            for p in passes["inspections"]:  # type: ignore[attr-defined]
+                if p["vehicle_id"] == vehicle_id:
+                    record = await asyncio.to_thread(get_json, f"{srv.http}/api/inspections/{p['pass_id']}",
+                                                     supervisor)
+                    out += record["feedback"]  # type: ignore[arg-type]
+            return out
+
+        deadline = time.monotonic() + scaled(15.0)
+        feedback = await feedback_recorded()
+        while not any(f["defect_id"] == next_id for f in feedback) and time.monotonic() < deadline:
+            await asyncio.sleep(0.25)
+            feedback = await feedback_recorded()
     assert any(f["defect_id"] == next_id and f["action"] == "fixed" and f["role"] == "operator" for f in feedback), \
         feedback
