@@ -16,6 +16,9 @@ seed 0.
 
     .venv/bin/python benchmarks/model_accuracy.py --preset tiny --seeds 0 1 2 --size 320x240 --report out/report
 
+``--set MODEL.OPTION=VALUE ...`` changes a model's config for the run (e.g. ``--set
+seamseg.strand_opacity=0.55``); the saved runs record it.
+
 Runs are long on a CPU, so seeds may be measured in separate runs: ``--from-json A.json B.json``
 prints the same tables from the runs those ``--json`` files saved, without rendering or training.
 It refuses files whose runs overlap, were made with other settings, or cover other viewpoints or seeds.
@@ -24,6 +27,7 @@ It refuses files whose runs overlap, were made with other settings, or cover oth
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import os
 import platform
@@ -36,6 +40,9 @@ import numpy as np
 from pipeline.data.twinset import TwinSetPlan, render_twin_splits, scaled_roi_margin_px
 from pipeline.metrics import mean_std, paired_tests
 from pipeline.models import MODELS
+from pipeline.models.api import TrainedModel
+from pipeline.models.errors import ConfigError
+from pipeline.models.registry import config_to_dict, make_config
 from pipeline.models.training import FitContext
 from pipeline.preprocess import (
     PreprocessConfig,
@@ -49,7 +56,7 @@ from xrserver.commands.models import evaluate
 
 #: The options that decide the frames, the preprocessing and the model: runs merged by ``--from-json`` must agree.
 SETTINGS = ("preset", "size", "input_size", "camera", "train_frames", "frames_per_vehicle", "val", "test",
-            "roi_margin", "roi_source", "template", "photometric", "contrast")
+            "roi_margin", "roi_source", "template", "photometric", "contrast", "options")
 #: How the tables and messages mark a masked (†) run.
 MARK = {False: "", True: " †"}
 IMAGE = ("auroc", "au_pr", "precision", "recall", "f1")
@@ -78,7 +85,30 @@ def run_one(name: str, args: argparse.Namespace, seed: int, masked: bool, viewpo
         else None
     metrics = evaluate(model, test, rois(test), report, label)
     return {"model": name, "seed": seed, "masked": masked, "viewpoint": viewpoint, "fit_s": fit_s,
-            "s_per_image": s_per_image, **metrics, "settings": {k: getattr(args, k) for k in SETTINGS}}
+            "s_per_image": s_per_image, **metrics, "settings": {k: getattr(args, k) for k in SETTINGS},
+            "config": config_to_dict(model.inner.config) if isinstance(model.inner, TrainedModel) else None}
+
+
+def model_options(items: list[str], preset: str) -> dict[str, dict[str, Any]]:
+    """``MODEL.OPTION=VALUE`` items (VALUE a Python literal) → {model: {option: value}}, checked against
+    each model's config. Raises SystemExit on a malformed item, an unknown model or option, or a bad value."""
+    out: dict[str, dict[str, Any]] = {}
+    for item in items:
+        key, eq, text = item.partition("=")
+        model, dot, option = key.partition(".")
+        if not (eq and dot and model and option):
+            raise SystemExit(f"--set {item!r}: write MODEL.OPTION=VALUE, e.g. seamseg.strand_opacity=0.55")
+        try:
+            value = ast.literal_eval(text)
+        except (ValueError, SyntaxError) as e:
+            raise SystemExit(f"--set {item!r}: the value is not a Python literal ({e})") from e
+        out.setdefault(model, {})[option] = tuple(value) if isinstance(value, list) else value
+    for model, opts in out.items():
+        try:
+            make_config(model, preset, **opts)
+        except (ConfigError, TypeError) as e:
+            raise SystemExit(f"--set: {e}") from e
+    return out
 
 
 def merge_runs(paths: list[Path]) -> tuple[list[dict[str, Any]], str]:
@@ -137,8 +167,8 @@ def per_seed(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for model, masked, seed in keys:
         rs = [r for r in runs if (r["model"], r["masked"], r["seed"]) == (model, masked, seed)]
-        avg = {level: {k: float(np.mean([r[level][k] for r in rs])) for k in rs[0][level]}
-               for level in ("image", "pixel")}
+        avg = {level: {k: float(np.mean([r[level][k] for r in rs])) for k, v in rs[0][level].items()
+                       if not isinstance(v, list)} for level in ("image", "pixel")}  # not the intervals
         fn = np.sum([r["fn_tertiles"]["fn"] for r in rs], axis=0).tolist()
         n = np.sum([r["fn_tertiles"]["n"] for r in rs], axis=0).tolist()
         by_type = {key: _mean_by_type([r.get(key, {}) for r in rs])
@@ -146,6 +176,22 @@ def per_seed(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         out.append({"model": model, "masked": masked, "seed": seed, **avg, "fn_tertiles": {"fn": fn, "n": n},
                     **by_type, "s_per_image": float(np.mean([r["s_per_image"] for r in rs]))})
     return out
+
+
+def intervals(runs: list[dict[str, Any]], models: list[str]) -> str:
+    """Each run's image AUROC with its 95% bootstrap interval over the test images (the first seed; runs
+    saved before the interval was recorded are left out): how much the test set alone could move it."""
+    seed = min(r["seed"] for r in runs)
+    rows = [r for m in models for r in runs if r["model"] == m and r["seed"] == seed and "auroc_ci95" in r["image"]]
+    if not rows:
+        return ""
+    out = [f"Image AUROC with its 95% bootstrap interval over the test images (seed {seed})", "",
+           "| model | viewpoint | image AUROC | 95% interval | normal / defect images |", "|---|---|---|---|---|"]
+    for r in rows:
+        lo, hi = r["image"]["auroc_ci95"]
+        out.append(f"| {r['model']}{MARK[r['masked']]} | {r['viewpoint']} | {r['image']['auroc']:.3f} | "
+                   f"{lo:.3f}-{hi:.3f} | {r['n_images'] - r['n_anomalous']} / {r['n_anomalous']} |")
+    return "\n".join(out)
 
 
 def _mean_by_type(per_viewpoint: list[dict[str, float]]) -> dict[str, float]:
@@ -251,6 +297,8 @@ def main() -> None:
     ap.add_argument("--models", nargs="+",
                     default=list(MODELS))
     ap.add_argument("--report", type=Path, default=None, metavar="DIR", help="write the paper's figures (seed 0)")
+    ap.add_argument("--set", dest="options", nargs="+", default=None, metavar="MODEL.OPTION=VALUE",
+                    help="a model's config option for this run (a Python literal), e.g. seamseg.strand_opacity=0.55")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--from-json", type=Path, nargs="+", metavar="JSON",
                     help="print the tables from runs saved by --json (e.g. one file per seed); runs nothing")
@@ -261,6 +309,8 @@ def main() -> None:
         print(line)
         print()
         print(tables(per_seed(saved), models))
+        print()
+        print(intervals(saved, models))
         return
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
@@ -268,6 +318,7 @@ def main() -> None:
     if args.roi_margin is None:
         args.roi_margin = scaled_roi_margin_px(w)
     overrides = {"input_size_wh": tuple(int(v) for v in args.input_size.split("x"))} if args.input_size else {}
+    options = model_options(args.options or [], args.preset)
     t0 = time.perf_counter()
     twin = DigitalTwin(TwinConfig(seed=0, width_px=w, height_px=h))
     data = {vp: render_twin_splits(twin, TwinSetPlan(
@@ -281,7 +332,7 @@ def main() -> None:
         for m in args.models:
             for seed in args.seeds:
                 for vp in args.viewpoints:
-                    runs.append(run_one(m, args, seed, masked, vp, data[vp], overrides))
+                    runs.append(run_one(m, args, seed, masked, vp, data[vp], {**overrides, **options.get(m, {})}))
                     if args.json:  # after every run, so that a long benchmark cut short keeps what it measured
                         args.json.write_text(json.dumps(runs, indent=1, default=str))
     train, val, test = data[args.viewpoints[0]]
@@ -292,10 +343,13 @@ def main() -> None:
           f"{'on' if args.template else 'off'}, photometric {'on' if args.photometric else 'off'}, "
           f"local contrast {'on' if args.contrast else 'off'}; "
           f"ROI {args.roi_source} seams + {args.roi_margin} px; seeds {args.seeds}; "
+          f"{'options ' + ' '.join(args.options) + '; ' if args.options else ''}"
           f"{platform.machine()}, {os.cpu_count()} cores, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
           f"rendering {render_s:.0f} s, total {time.perf_counter() - t0:.0f} s")
     print()
     print(tables(per_seed(runs), args.models))
+    print()
+    print(intervals(runs, args.models))
 
 
 if __name__ == "__main__":

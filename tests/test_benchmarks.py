@@ -33,9 +33,11 @@ def test_model_accuracy_prints_the_papers_tables(tmp_path: Path) -> None:
     assert "| patchcore † |" in out and "| gaussian |" in out
     assert "Image AUROC by defect type" in out and "| model | missing | misalignment |" in out
     assert "Share of defect images whose map peaks inside the defect" in out
+    assert "95% bootstrap interval over the test images (seed 0)" in out
     runs = json.loads((tmp_path / "runs.json").read_text())
     assert len(runs) == 2 * 2 * 2  # models x seeds x (unmasked, masked)
     assert all(0.0 <= r["pixel"]["auroc"] <= 1.0 and r["n_anomalous"] > 0 for r in runs)
+    assert all(lo <= r["image"]["auroc"] <= hi for r in runs for lo, hi in [r["image"]["auroc_ci95"]])
     types = {"missing", "misalignment", "bifurcation", "narrowing", "hole"}
     assert all(len(r["image_auroc_by_type"]) >= 3 and set(r["image_auroc_by_type"]) <= types for r in runs)
     assert all(set(r["peak_in_defect_by_type"]) == set(r["image_auroc_by_type"]) for r in runs)
@@ -50,7 +52,7 @@ def test_model_accuracy_prints_the_papers_tables(tmp_path: Path) -> None:
     per_seed = [str(tmp_path / f"seed{seed}.json") for seed in (0, 1)]
     merged = _run("model_accuracy.py", "--from-json", *per_seed)
     assert merged.startswith("tables from 8 saved runs") and "size 160x120" in merged
-    assert merged[merged.index("Table 4"):] == out[out.index("Table 4"):]
+    assert merged[merged.index("Table 4"):] == out[out.index("Table 4"):]  # the intervals too
     assert "Paired t-tests of pixel AUROC over seeds †" in merged
 
     def refused(*files: str) -> str:
@@ -70,11 +72,19 @@ def test_model_accuracy_prints_the_papers_tables(tmp_path: Path) -> None:
     assert "cannot read saved runs" in refused(str(tmp_path / "broken.json"))
 
 
-def test_model_accuracy_runs_one_mask_setting_alone_with_the_contrast_step() -> None:
+def test_model_accuracy_runs_one_mask_setting_alone_with_the_contrast_step_and_a_model_option(
+        tmp_path: Path) -> None:
     out = _run("model_accuracy.py", "--models", "gaussian", "--seeds", "0", "--viewpoints", "centre", *TINY_SETS,
-               "--masking", "on", "--contrast")
+               "--masking", "on", "--contrast", "--set", "gaussian.blur_sigma_px=1.5",
+               "--json", str(tmp_path / "r.json"))
     assert "| gaussian † |" in out and "| gaussian |" not in out
-    assert "local contrast on" in out
+    assert "local contrast on" in out and "options gaussian.blur_sigma_px=1.5;" in out
+    (run,) = json.loads((tmp_path / "r.json").read_text())
+    assert run["config"]["blur_sigma_px"] == 1.5 and run["settings"]["options"] == ["gaussian.blur_sigma_px=1.5"]
+    for bad, says in (("gaussian.blur=1", "has no option(s) ['blur']"), ("gaussian=1", "write MODEL.OPTION=VALUE"),
+                      ("gaussian.min_var=x", "not a Python literal")):
+        proc = _proc("model_accuracy.py", "--models", "gaussian", "--set", bad, timeout=120)
+        assert proc.returncode != 0 and says in proc.stderr and "Traceback" not in proc.stderr, proc.stderr[-2000:]
 
 
 def test_preprocess_speed_times_each_step_against_its_baseline() -> None:

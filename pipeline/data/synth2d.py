@@ -10,9 +10,11 @@ missing          the bead stretch is inpainted away (``cv2.inpaint``, Telea)
 misalignment     the stretch is inpainted away and its pixels pasted shifted sideways, with abrupt
                  or ramped ends
 bifurcation      the stream splits: a copy of the stretch rotated about a point on the bead forms a
-                 branch, or the stretch parts into two strands that rejoin at its ends
+                 branch, or the stretch parts into two strands (fainter with ``strand_opacity``)
+                 that rejoin at its ends
 narrowing        the bead's edges are removed with a smooth taper and inpainted
-hole             a small dark elliptical void inside the bead
+hole             a small dark elliptical void inside the bead, or (``hole_through_share``) a hole
+                 through it that shows the surface around the bead
 ===============  ==========================================================================
 
 Every edit is confined to a disk of radius ``radius_px`` (a few bead widths) around a point on the
@@ -58,8 +60,13 @@ class SynthConfig:
     ``ramp_share``: the largest share of a misaligned stretch's half-length over which the shift ramps
     in (0: abrupt ends). ``split_share``: the share of bifurcations made as two strands that part and
     rejoin; the others branch off at ``branch_angle_deg`` to the bead.
-    ``narrowing``: share of the width removed at the stretch's middle. ``hole_radius_widths`` and
-    ``hole_gain``: a hole's radius and the brightness factor at its centre.
+    ``strand_opacity``: how much of a split strand shows at the split's middle (easing to 1 at its
+    ends): below 1, each strand is fainter than the bead, as a strand of part of its width is at a
+    resolution where a bead is a few pixels wide. ``narrowing``: share of the width removed at the
+    stretch's middle. ``hole_radius_widths`` and ``hole_gain``: a hole's radius and the brightness
+    factor at its centre. ``hole_through_share``: the share of holes that go through the bead and show
+    the surface around it (the median colour of the window ``hole_window_widths`` bead widths across,
+    outside the bead) instead of a dark void.
     """
 
     radius_widths: tuple[float, float] = (4.0, 9.0)
@@ -67,12 +74,22 @@ class SynthConfig:
     shift_widths: tuple[float, float] = (1.5, 3.0)
     ramp_share: float = 0.5
     split_share: float = 0.5
+    strand_opacity: float = 1.0
     branch_angle_deg: tuple[float, float] = (20.0, 50.0)
     narrowing: tuple[float, float] = (0.5, 0.8)
     hole_radius_widths: tuple[float, float] = (0.3, 0.5)
     hole_gain: tuple[float, float] = (0.15, 0.4)
+    hole_through_share: float = 0.0
+    hole_window_widths: float = 4.0
     inpaint_radius_px: int = 3
     attempts: int = 12
+
+    def __post_init__(self) -> None:
+        for name in ("split_share", "strand_opacity", "hole_through_share"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise SynthError(f"SynthConfig.{name} must be in [0, 1], got {getattr(self, name)}")
+        if self.hole_window_widths <= 0:
+            raise SynthError(f"SynthConfig.hole_window_widths must be > 0, got {self.hole_window_widths}")
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -229,13 +246,18 @@ def _sideways_px(s: _Site, width: float, cfg: SynthConfig, rng: np.random.Genera
 
 
 def _paste_shifted(img: U8, region: Mask, s: _Site, shifts: list[npt.NDArray[np.float32]],
-                   cfg: SynthConfig) -> tuple[U8, Mask]:
-    """Inpaint ``region`` away, then paste it back once per shift profile."""
+                   cfg: SynthConfig, opacity: npt.NDArray[np.float32] | None = None) -> tuple[U8, Mask]:
+    """Inpaint ``region`` away, then paste it back once per shift profile, blended over the inpainted
+    surface by ``opacity`` (H, W) where given."""
     out = _inpaint(img, region, cfg.inpaint_radius_px)
     mask = region.copy()
     for shift in shifts:
         moved, moved_mask = _shifted(img, region, s, shift)
-        out[moved_mask] = moved[moved_mask]
+        if opacity is None:
+            out[moved_mask] = moved[moved_mask]
+        else:
+            a = opacity[moved_mask][:, None]
+            out[moved_mask] = np.rint(a * moved[moved_mask] + (1 - a) * out[moved_mask]).astype(np.uint8)
         mask |= moved_mask
     return out, mask
 
@@ -255,8 +277,10 @@ def _split(img: U8, bead: Mask, s: _Site, width: float, cfg: SynthConfig,
     """Two strands part by up to ``shift_widths`` bead widths at the stretch's middle and rejoin at its ends."""
     region = _stretch(bead, s)
     gap = _sideways_px(s, width, cfg, rng)
-    half = np.float32(gap / 2) * _bump(_along(bead.shape, s), _half_length(s))
-    return _paste_shifted(img, region, s, [half, -half], cfg)
+    bump = _bump(_along(bead.shape, s), _half_length(s))
+    half = np.float32(gap / 2) * bump
+    opacity = None if cfg.strand_opacity >= 1.0 else np.asarray(1.0 - (1.0 - cfg.strand_opacity) * bump, np.float32)
+    return _paste_shifted(img, region, s, [half, -half], cfg, opacity)
 
 
 def _bifurcation(img: U8, bead: Mask, s: _Site, width: float, cfg: SynthConfig,
@@ -313,12 +337,26 @@ def _hole(img: U8, bead: Mask, s: _Site, width: float, cfg: SynthConfig,
     q = u * u + v * v
     hole = (q <= 1.0) & _dilate(bead, 1)
     hole[s.c[1], s.c[0]] = True
-    gain = float(rng.uniform(*cfg.hole_gain))
-    # darkest at the centre, easing to 0.8 at the rim, so the void has a soft but contained edge
-    factor = gain + (0.8 - gain) * np.clip(q, 0.0, 1.0)
     out = img.astype(np.float64)
-    out[hole] *= factor[hole][:, None]
+    if cfg.hole_through_share > 0 and rng.random() < cfg.hole_through_share:
+        # through the bead: the surface shows, with the soft rim of a cut (full from 3/4 of the radius)
+        a = np.clip((1.0 - np.sqrt(q)) / 0.25, 0.0, 1.0)[hole][:, None]
+        out[hole] = a * _surface_colour(img, bead, s.c, cfg.hole_window_widths * width) + (1 - a) * out[hole]
+    else:
+        gain = float(rng.uniform(*cfg.hole_gain))
+        # darkest at the centre, easing to 0.8 at the rim, so the void has a soft but contained edge
+        factor = gain + (0.8 - gain) * np.clip(q, 0.0, 1.0)
+        out[hole] *= factor[hole][:, None]
     return np.clip(np.rint(out), 0, 255).astype(np.uint8), hole
+
+
+def _surface_colour(img: U8, bead: Mask, c: tuple[int, int], window_px: float) -> npt.NDArray[np.float64]:
+    """The median colour, outside the bead (and a pixel around it), of the window ``window_px`` across at ``c``;
+    the window's median where all of it is bead."""
+    r = max(2, math.ceil(window_px / 2))
+    ys, xs = slice(max(0, c[1] - r), c[1] + r + 1), slice(max(0, c[0] - r), c[0] + r + 1)
+    patch, off = img[ys, xs].reshape(-1, img.shape[2]), ~_dilate(bead, 1)[ys, xs].reshape(-1)
+    return np.asarray(np.median(patch[off] if off.any() else patch, axis=0), np.float64)
 
 
 _EDITS = {"missing": _missing, "misalignment": _misalignment, "bifurcation": _bifurcation,

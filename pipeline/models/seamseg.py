@@ -52,6 +52,8 @@ class SeamSegConfig:
     frames its inputs were made from (the contrast step; ``FitContext.sources``), draw the synthetic
     defects on those frames and remake the inputs from them, instead of drawing on the inputs. Off by
     default: over three viewpoints it gained at one and lost at another (docs/benchmarks.md).
+    ``strand_opacity``, ``hole_through_share`` and ``hole_radius_widths``: the generator's options of
+    those names (:class:`pipeline.data.synth2d.SynthConfig`).
     """
 
     input_size_wh: tuple[int, int] = (640, 480)
@@ -71,11 +73,17 @@ class SeamSegConfig:
     neighbour_min_var: float = 100.0
     max_bank_frames: int = 200
     draw_on_frames: bool = False
+    strand_opacity: float = 1.0
+    hole_through_share: float = 0.0
+    hole_radius_widths: tuple[float, float] = (0.3, 0.5)
 
     def __post_init__(self) -> None:
         if self.neighbours < 1 or self.max_bank_frames < 1:
             raise ConfigError(f"SeamSeg needs neighbours >= 1 and max_bank_frames >= 1, got {self.neighbours} "
                               f"and {self.max_bank_frames}")
+        for name in ("strand_opacity", "hole_through_share"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ConfigError(f"SeamSeg's {name} must be in [0, 1], got {getattr(self, name)}")
 
 
 #: feature planes per pixel (see :func:`feature_planes`)

@@ -48,8 +48,10 @@ def synthetic_defects(images: U8, roi: Mask, cfg: SeamSegConfig, rng: np.random.
     never shows.
     """
     # imported here: pipeline.data and pipeline.preprocess import the model registry, which imports this module
-    from pipeline.data.synth2d import SynthError, synthesize
+    from pipeline.data.synth2d import SynthConfig, SynthError, synthesize
 
+    synth = SynthConfig(strand_opacity=cfg.strand_opacity, hole_through_share=cfg.hole_through_share,
+                        hole_radius_widths=cfg.hole_radius_widths)
     out: list[tuple[int, U8, Mask]] = []
     h, w = images.shape[1:3]
     keep = roi[..., None].astype(np.uint8)
@@ -62,7 +64,7 @@ def synthetic_defects(images: U8, roi: Mask, cfg: SeamSegConfig, rng: np.random.
         for dtype in DEFECT_TYPES:
             for _ in range(cfg.defects_per_type):
                 try:
-                    d = synthesize(canvas, bead, dtype, rng)
+                    d = synthesize(canvas, bead, dtype, rng, config=synth)
                 except SynthError:
                     continue
                 img, mask = d.image, d.mask

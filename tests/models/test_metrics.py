@@ -10,6 +10,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from pipeline.metrics import (
     aupro,
     auroc_by_type,
+    auroc_interval,
     benjamini_hochberg,
     best_iou_point,
     fn_size_tertiles,
@@ -47,6 +48,26 @@ def test_auroc_by_type_ranks_each_defect_type_against_the_normal_images() -> Non
     assert auroc_by_type(["hole", "hole"], [0.1, 0.2]) == {} and auroc_by_type(["good"], [0.1]) == {}
     with pytest.raises(ValueError, match="2 types and 3 scores"):
         auroc_by_type(["good", "hole"], [0.1, 0.2, 0.3])
+
+
+def test_the_auroc_interval_holds_the_auroc_and_narrows_with_more_test_images() -> None:
+    assert auroc_interval([0, 0, 1, 1], [0.1, 0.2, 0.8, 0.9]) == (1.0, 1.0)  # every resample is separated
+    rng = np.random.default_rng(3)
+
+    def draw(n: int) -> tuple[np.ndarray, np.ndarray]:
+        y = np.r_[np.zeros(n, bool), np.ones(n, bool)]
+        return y, np.r_[rng.normal(0, 1, n), rng.normal(1.3, 1, n)]  # true AUROC Φ(1.3 / √2) = 0.82
+
+    y, s = draw(22)
+    lo, hi = auroc_interval(y, s)
+    assert lo < roc_auc_score(y, s) < hi and 0.15 < hi - lo < 0.35
+    assert auroc_interval(y, s) == (lo, hi), "seeded: the same interval each time"
+    y4, s4 = draw(352)  # 16x the images: about a quarter of the width
+    lo4, hi4 = auroc_interval(y4, s4)
+    assert 0.15 * (hi - lo) < hi4 - lo4 < 0.4 * (hi - lo)
+    assert lo4 < 0.82 < hi4
+    with pytest.raises(ValueError, match="both"):
+        auroc_interval([1, 1], [0.3, 0.4])
 
 
 def test_peak_in_defect_counts_the_maps_that_peak_inside_their_ground_truth() -> None:

@@ -65,6 +65,8 @@ def test_train_then_eval_a_masked_artifact(artifact: tuple[Path, dict[str, objec
     assert main(["eval", "--artifact", str(art), "--data", str(folder), "--json", str(tmp_path / "eval.json"),
                  "--report", str(tmp_path / "report")]) == 0
     ev = json.loads((tmp_path / "eval.json").read_text())
+    lo, hi = ev["metrics"]["image"]["auroc_ci95"]  # how far the test set alone could move the AUROC
+    assert 0.0 <= lo <= ev["metrics"]["image"]["auroc"] <= hi <= 1.0
     for name in ("roc_pr", "heatmaps", "misclassified"):  # the paper's figures, as real PNG images
         png = cv2.imread(ev["metrics"]["figures"][name])
         assert png is not None and png.shape[0] > 200 and png.shape[1] > 600 and png.std() > 10
@@ -81,6 +83,7 @@ def test_train_then_eval_a_masked_artifact(artifact: tuple[Path, dict[str, objec
     assert ev["metrics"]["pixel"]["auroc"] > 0.5
     out = capsys.readouterr().out
     assert "image AUROC" in out and "missed by defect size" in out and "figure heatmaps:" in out
+    assert f"(95% bootstrap interval over the test images {lo:.3f}-{hi:.3f})" in out
     assert "image AUROC by defect type: missing" in out and "maps peaking inside the defect, by type: missing" in out
     assert 0.0 <= ev["metrics"]["peak_in_defect_by_type"]["missing"] <= 1.0
     # each frame's own masks from roi/, on request

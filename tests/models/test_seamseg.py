@@ -3,6 +3,7 @@ of a planted defect and ONNX parity are checked with the other models in test_mo
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import cv2
@@ -12,7 +13,7 @@ import torch
 
 from pipeline.models import FitContext, TrainedModel, train
 from pipeline.models.errors import ConfigError, TrainingError
-from pipeline.models.seamseg import PRESETS, FrameKeys, SeamSegNet, neighbour_stats
+from pipeline.models.seamseg import PRESETS, FrameKeys, SeamSegConfig, SeamSegNet, neighbour_stats
 from pipeline.models.seamseg_fit import bead_mask, synthetic_defects
 from pipeline.models.training import InputSources
 from pipeline.preprocess import PreprocessConfig, Preprocessor, load_preprocessed, save_preprocessed, train_preprocessed
@@ -45,6 +46,26 @@ def test_the_generator_plants_every_type_on_the_bead_and_inside_the_roi() -> Non
         assert i in (0, 1) and mask.any() and not (mask & ~roi).any()
         assert not img[~roi].any()  # what a masked model is shown: nothing outside the ROI
         assert (img != frames[i]).any(axis=2)[mask].any()
+
+
+def test_the_generator_options_reach_its_holes() -> None:
+    frames = _frames(3)
+    roi = frames.max(axis=(0, 3)) > 0
+
+    def cut_beads(cfg: SeamSegConfig) -> int:
+        """How many holes (compact masks) cut the bead down to the paint (20-25) somewhere."""
+        count = 0
+        for i, img, mask in synthetic_defects(frames, roi, cfg, np.random.default_rng(0)):
+            ys, xs = np.nonzero(mask)
+            if max(np.ptp(ys), np.ptp(xs)) <= 8:  # a hole; every other type spans 4-9 bead widths
+                count += int(((img[..., 0] < 28) & (frames[i, ..., 0] == 200) & mask).any())
+        return count
+
+    assert cut_beads(PRESETS["tiny"]) == 0, "the paper's dark void keeps 15-80 % of the bead"
+    through = dataclasses.replace(PRESETS["tiny"], hole_through_share=1.0, hole_radius_widths=(0.8, 0.8))
+    assert cut_beads(through) >= 5, "a hole through the bead shows the paint"
+    with pytest.raises(ConfigError, match="hole_through_share must be in"):
+        dataclasses.replace(PRESETS["tiny"], hole_through_share=2.0)
 
 
 def test_too_few_frames_frames_without_a_bead_and_no_neighbours_are_clear_errors() -> None:

@@ -114,6 +114,32 @@ def test_a_split_stream_parts_into_two_strands_that_rejoin(seed: int) -> None:
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
+def test_split_strands_are_fainter_with_a_strand_opacity_and_full_at_their_ends(seed: int) -> None:
+    img, seam = _straight_bead()  # bead 230 on a surface of 90
+    d = synthesize(img, seam, "bifurcation", seed, config=SynthConfig(split_share=1.0, strand_opacity=0.5))
+    cx, _ = d.center_xy_px
+    column = d.image[:, cx, 0].astype(int)
+    peaks = [y for y in range(1, 119) if column[y] > 110 and column[y] >= column[y - 1] and column[y] > column[y + 1]]
+    assert len(peaks) == 2, "two strands across the middle of the stretch"
+    assert all(abs(column[y] - (90 + 0.5 * 140)) <= 12 for y in peaks), "each strand shows at half opacity"
+    assert (d.image[..., 0] > 220).sum() >= 0.8 * (img[..., 0] > 220).sum() - d.mask.sum(), "full beyond the split"
+    assert not (np.any(d.image != img, axis=2) & ~d.mask).any()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_hole_through_the_bead_shows_the_surface_and_by_default_is_the_papers_dark_void(seed: int) -> None:
+    img, seam = _straight_bead()
+    through = synthesize(img, seam, "hole", seed,
+                         config=SynthConfig(hole_through_share=1.0, hole_radius_widths=(0.8, 0.8)))
+    cx, cy = through.center_xy_px
+    assert through.image[cy, cx].tolist() == [90, 90, 90], "the surface's colour at the hole's centre"
+    assert _bead_rows(through.image, cx) == [], "a hole wider than the bead cuts it"
+    assert not (np.any(through.image != img, axis=2) & ~through.mask).any()
+    void = synthesize(img, seam, "hole", seed, config=SynthConfig(hole_radius_widths=(0.8, 0.8)))
+    assert void.image[void.center_xy_px[1], void.center_xy_px[0], 0] < 0.4 * 230 + 1, "the paper's dark void"
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
 def test_a_misaligned_stretch_is_shifted_sideways(seed: int) -> None:
     img, seam = _straight_bead()
     d = synthesize(img, seam, "misalignment", seed)
@@ -135,6 +161,8 @@ def test_bad_inputs_raise_clear_errors(frames: list[Frame]) -> None:
         synthesize(img, seam, "scratch")
     with pytest.raises(SynthError, match="polylines together with bead_width"):
         synthesize(img, None, "hole")
+    with pytest.raises(SynthError, match="strand_opacity must be in"):
+        SynthConfig(strand_opacity=1.5)
     with pytest.raises(SynthError, match="K >= 2"):
         seam_mask_from_polylines((10, 10), [np.zeros((1, 2))], 2)
 

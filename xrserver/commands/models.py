@@ -26,7 +26,14 @@ import numpy.typing as npt
 
 from pipeline.data.mvtec import AnomalySet, MvtecSplits, read_mvtec
 from pipeline.evaluation import Predictions, write_report
-from pipeline.metrics import auroc_by_type, fn_size_tertiles, image_metrics, peak_in_defect_by_type, pixel_metrics
+from pipeline.metrics import (
+    auroc_by_type,
+    auroc_interval,
+    fn_size_tertiles,
+    image_metrics,
+    peak_in_defect_by_type,
+    pixel_metrics,
+)
 from pipeline.metrics.sizes import area_ratio
 from pipeline.models import MODELS, FitContext, ModelError, TrainedModel
 from pipeline.models.backbones import BACKBONES
@@ -276,7 +283,7 @@ def evaluate(model: PreprocessedModel, test: AnomalySet, roi: npt.NDArray[np.boo
                            "n_rejected": int((~keep).sum()),
                            "image": {"auroc": img.auroc, "au_pr": img.au_pr, "precision": img.precision,
                                      "recall": img.recall, "f1": img.f1, "fp_share": img.fp_share,
-                                     "threshold": img.point.threshold}}
+                                     "threshold": img.point.threshold, "auroc_ci95": auroc_interval(labels, s_all)}}
     types = tuple(t for t, k in zip(test.types, keep, strict=True) if k)
     if by_type := auroc_by_type(types, s_all):
         out["image_auroc_by_type"] = by_type
@@ -305,7 +312,9 @@ def _roi_source(config: PreprocessConfig, frame_rois: npt.NDArray[np.bool_] | No
 
 
 def _print_metrics(m: dict[str, Any]) -> None:
-    parts = [f"image AUROC {m['image']['auroc']:.3f}, F1 {m['image']['f1']:.3f}"]
+    lo, hi = m["image"]["auroc_ci95"]
+    parts = [f"image AUROC {m['image']['auroc']:.3f} (95% bootstrap interval over the test images {lo:.3f}-{hi:.3f}), "
+             f"F1 {m['image']['f1']:.3f}"]
     if "pixel" in m:
         parts.append(f"pixel AUROC {m['pixel']['auroc']:.3f}, AUPRO {m['pixel']['aupro_0.3']:.3f}, "
                      f"IoU {m['pixel']['iou']:.3f}")
