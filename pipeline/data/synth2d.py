@@ -355,7 +355,7 @@ def _surface_colour(img: U8, bead: Mask, c: tuple[int, int], window_px: float) -
     the window's median where all of it is bead."""
     r = max(2, math.ceil(window_px / 2))
     ys, xs = slice(max(0, c[1] - r), c[1] + r + 1), slice(max(0, c[0] - r), c[0] + r + 1)
-    patch, off = img[ys, xs].reshape(-1, img.shape[2]), ~_dilate(bead, 1)[ys, xs].reshape(-1)
+    patch, off = img[ys, xs].reshape(-1, img.shape[2]), ~_dilate(bead[ys, xs], 1).reshape(-1)
     return np.asarray(np.median(patch[off] if off.any() else patch, axis=0), np.float64)
 
 
