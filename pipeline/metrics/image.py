@@ -12,6 +12,16 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 
 from pipeline.metrics.thresholds import OperatingPoint, best_f1_point, point_at
 
+F64 = npt.NDArray[np.float64]
+
+
+def _both_classes(labels: npt.ArrayLike, scores: npt.ArrayLike, what: str) -> tuple[npt.NDArray[np.bool_], F64]:
+    """(labels, scores) as flat bool and float64 arrays; ValueError unless both classes are present."""
+    y = np.asarray(labels, bool).ravel()
+    if y.all() or not y.any():
+        raise ValueError(f"{what}: both normal and anomalous images are needed")
+    return y, np.asarray(scores, np.float64).ravel()
+
 
 @dataclass(frozen=True, slots=True)
 class ImageMetrics:
@@ -32,10 +42,7 @@ def image_metrics(labels: npt.ArrayLike, scores: npt.ArrayLike, threshold: float
     Raises:
         ValueError: both classes are needed.
     """
-    y = np.asarray(labels, bool).ravel()
-    s = np.asarray(scores, np.float64).ravel()
-    if y.all() or not y.any():
-        raise ValueError("image metrics need both normal and anomalous images")
+    y, s = _both_classes(labels, scores, "image metrics")
     pt = point_at(y, s, threshold) if threshold is not None else best_f1_point(y, s)
     return ImageMetrics(float(roc_auc_score(y, s)), float(average_precision_score(y, s)), pt.precision, pt.recall,
                         pt.f1, pt.fp_share, pt)
@@ -70,12 +77,7 @@ def auroc_interval(labels: npt.ArrayLike, scores: npt.ArrayLike, level: float = 
     Raises:
         ValueError: both classes are needed.
     """
-    y = np.asarray(labels, bool).ravel()
-    s = np.asarray(scores, np.float64).ravel()
-    if y.all() or not y.any():
-        raise ValueError("an AUROC interval needs both normal and anomalous images")
-
-    F64 = npt.NDArray[np.float64]
+    y, s = _both_classes(labels, scores, "an AUROC interval")
 
     def auroc(normal: F64, anomalous: F64, axis: int) -> F64:
         a, n = np.moveaxis(anomalous, axis, -1)[..., :, None], np.moveaxis(normal, axis, -1)[..., None, :]
