@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.data.twinset import TwinSetPlan, render_twin_splits, scaled_roi_margin_px
-from pipeline.metrics import mean_std, paired_tests
+from pipeline.metrics import auroc_difference, mean_std, paired_tests
 from pipeline.models import MODELS
 from pipeline.models.api import TrainedModel
 from pipeline.models.errors import ConfigError
@@ -46,17 +46,21 @@ from pipeline.models.registry import config_to_dict, make_config
 from pipeline.models.training import FitContext
 from pipeline.preprocess import (
     PreprocessConfig,
+    PreprocessError,
     calibrate_preprocessed,
     predict_dataset,
     train_preprocessed,
     widen_each,
 )
+from pipeline.preprocess.contrast import check_contrast_sizes
 from pipeline.twin import DigitalTwin, TwinConfig
 from xrserver.commands.models import evaluate
 
 #: The options that decide the frames, the preprocessing and the model: runs merged by ``--from-json`` must agree.
 SETTINGS = ("preset", "size", "input_size", "camera", "train_frames", "frames_per_vehicle", "val", "test",
-            "roi_margin", "roi_source", "template", "photometric", "contrast", "options")
+            "roi_margin", "roi_source", "template", "photometric", "contrast", "contrast_pool", "options")
+#: The settings that decide which frames a run is tested on: ``--compare`` pairs only runs that agree on them.
+FRAMES = ("size", "camera", "train_frames", "frames_per_vehicle", "val", "test")
 #: How the tables and messages mark a masked (†) run.
 MARK = {False: "", True: " †"}
 IMAGE = ("auroc", "au_pr", "precision", "recall", "f1")
@@ -67,7 +71,7 @@ def run_one(name: str, args: argparse.Namespace, seed: int, masked: bool, viewpo
             overrides: dict[str, Any]) -> dict[str, Any]:
     train, val, test = sets
     cfg = PreprocessConfig(template=args.template, roi=masked, roi_margin_px=args.roi_margin,
-                           photometric=args.photometric, contrast=args.contrast)
+                           photometric=args.photometric, contrast=args.contrast, contrast_pool_px=args.contrast_pool)
 
     def rois(s: Any) -> Any:  # per-frame ROIs (``--roi-source frame``), else None: the reference ROI, as served
         return widen_each(s.roi, args.roi_margin) if masked and args.roi_source == "frame" else None
@@ -83,7 +87,7 @@ def run_one(name: str, args: argparse.Namespace, seed: int, masked: bool, viewpo
     label = f"{name}{MARK[masked]} ({viewpoint}, seed {seed})"
     report = args.report / f"{name}{'-masked' if masked else ''}-{viewpoint}" if args.report and seed == args.seeds[0] \
         else None
-    metrics = evaluate(model, test, rois(test), report, label)
+    metrics = evaluate(model, test, rois(test), report, label, per_image=True)
     return {"model": name, "seed": seed, "masked": masked, "viewpoint": viewpoint, "fit_s": fit_s,
             "s_per_image": s_per_image, **metrics, "settings": {k: getattr(args, k) for k in SETTINGS},
             "config": config_to_dict(model.inner.config) if isinstance(model.inner, TrainedModel) else None}
@@ -194,6 +198,41 @@ def intervals(runs: list[dict[str, Any]], models: list[str]) -> str:
     return "\n".join(out)
 
 
+def compare(path_a: Path, path_b: Path) -> str:
+    """The runs in both files (same model, masking, seed and viewpoint) side by side: image AUROC in a and
+    in b, and b - a with its paired 95% bootstrap interval over the test images they share.
+
+    Raises SystemExit when the files cannot be read, were tested on other frames, share no run, or hold
+    runs saved before the per-image scores were."""
+    a, b = (merge_runs([p])[0] for p in (path_a, path_b))
+    sa, sb = a[0].get("settings", {}), b[0].get("settings", {})
+    if other := [k for k in FRAMES if sa.get(k) != sb.get(k)]:
+        raise SystemExit(f"{path_a} and {path_b} were tested on other frames: they differ in {', '.join(other)}")
+    by_key = {(r["model"], r["masked"], r["seed"], r["viewpoint"]): r for r in a}
+    pairs = [(by_key[k], r) for r in b if (k := (r["model"], r["masked"], r["seed"], r["viewpoint"])) in by_key]
+    if not pairs:
+        raise SystemExit(f"{path_a} and {path_b} share no run (model, masking, seed and viewpoint)")
+    differ = [f"{k} {sa.get(k)} → {sb.get(k)}" for k in SETTINGS if sa.get(k) != sb.get(k)]
+    out = [f"b ({path_b}) against a ({path_a}): " + ("; ".join(differ) if differ else "the same settings"), "",
+           "| model | viewpoint | seed | a: image AUROC | b: image AUROC | b - a | 95% paired interval | resolved |",
+           "|---|---|---|---|---|---|---|---|"]
+    for ra, rb in pairs:
+        if "per_image" not in ra or "per_image" not in rb:
+            raise SystemExit(f"{ra['model']}{MARK[ra['masked']]} at {ra['viewpoint']}: a run saved before the "
+                             "per-image scores were; run it again to compare")
+        score_a, score_b = ({(t, n): s for t, n, s in zip(r["per_image"]["types"], r["per_image"]["names"],
+                                                          r["per_image"]["scores"], strict=True)} for r in (ra, rb))
+        frames = [f for f in score_a if f in score_b]  # frames rejected by template matching in either run drop out
+        d = auroc_difference([t != "good" for t, _ in frames], [score_a[f] for f in frames],
+                             [score_b[f] for f in frames])
+        left_out = len(score_a) + len(score_b) - 2 * len(frames)
+        out.append(f"| {ra['model']}{MARK[ra['masked']]} | {ra['viewpoint']} | {ra['seed']} | "
+                   f"{ra['image']['auroc']:.3f} | {rb['image']['auroc']:.3f} | {d.difference:+.3f} | "
+                   f"{d.low:+.3f} to {d.high:+.3f} | {'yes' if d.resolved else 'no'}"
+                   f"{f' ({left_out} rejected frames left out)' if left_out else ''} |")
+    return "\n".join(out)
+
+
 def _mean_by_type(per_viewpoint: list[dict[str, float]]) -> dict[str, float]:
     types = dict.fromkeys(t for bt in per_viewpoint for t in bt)
     return {t: float(np.mean([bt[t] for bt in per_viewpoint if t in bt])) for t in types}
@@ -295,6 +334,8 @@ def main() -> None:
     ap.add_argument("--photometric", action=argparse.BooleanOptionalAction, default=True)
     ap.add_argument("--contrast", action=argparse.BooleanOptionalAction, default=False,
                     help="models see the local contrast (colour distance from the neighbourhood's median)")
+    ap.add_argument("--contrast-pool", type=int, default=None, metavar="PX",
+                    help="the contrast step's max-pool (odd px; 1 = none; default: 3 per 640 px of frame width)")
     ap.add_argument("--models", nargs="+",
                     default=list(MODELS))
     ap.add_argument("--report", type=Path, default=None, metavar="DIR", help="write the paper's figures (seed 0)")
@@ -303,7 +344,13 @@ def main() -> None:
     ap.add_argument("--json", type=Path)
     ap.add_argument("--from-json", type=Path, nargs="+", metavar="JSON",
                     help="print the tables from runs saved by --json (e.g. one file per seed); runs nothing")
+    ap.add_argument("--compare", type=Path, nargs=2, metavar=("A", "B"),
+                    help="image AUROC of the runs saved in B against those in A, paired on their test frames, "
+                         "with the 95%% bootstrap interval of the difference; runs nothing")
     args = ap.parse_args()
+    if args.compare:
+        print(compare(*args.compare))
+        return
     if args.from_json:
         saved, line = merge_runs(args.from_json)
         models = sorted(dict.fromkeys(r["model"] for r in saved), key=lambda m: m != "gaussian")  # baseline first
@@ -313,6 +360,13 @@ def main() -> None:
         print()
         print(intervals(saved, models))
         return
+    if args.contrast_pool is not None:  # before minutes of rendering
+        if not args.contrast:
+            ap.error("--contrast-pool needs --contrast")
+        try:
+            check_contrast_sizes(None, args.contrast_pool)
+        except PreprocessError as e:
+            ap.error(f"--contrast-pool: {e}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
     w, h = (int(v) for v in args.size.split("x"))
@@ -342,7 +396,8 @@ def main() -> None:
           f"{len(test)} test frames per viewpoint ({int(test.labels.sum())} with defects of all five types); "
           f"preset {args.preset}{' input ' + args.input_size if args.input_size else ''}; template "
           f"{'on' if args.template else 'off'}, photometric {'on' if args.photometric else 'off'}, "
-          f"local contrast {'on' if args.contrast else 'off'}; "
+          f"local contrast {'on' if args.contrast else 'off'}"
+          f"{f' (max-pool {args.contrast_pool} px)' if args.contrast_pool else ''}; "
           f"ROI {args.roi_source} seams + {args.roi_margin} px; seeds {args.seeds}; "
           f"{'options ' + ' '.join(args.options) + '; ' if args.options else ''}"
           f"{platform.machine()}, {os.cpu_count()} cores, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "

@@ -72,7 +72,7 @@ def test_model_accuracy_prints_the_papers_tables(tmp_path: Path) -> None:
     assert "cannot read saved runs" in refused(str(tmp_path / "broken.json"))
 
 
-def test_model_accuracy_runs_one_mask_setting_alone_with_the_contrast_step_and_a_model_option(
+def test_model_accuracy_runs_one_mask_setting_with_the_contrast_step_and_a_model_option_and_compares_runs(
         tmp_path: Path) -> None:
     out = _run("model_accuracy.py", "--models", "gaussian", "--seeds", "0", "--viewpoints", "centre", *TINY_SETS,
                "--masking", "on", "--contrast", "--set", "gaussian.blur_sigma_px=1.5",
@@ -81,9 +81,31 @@ def test_model_accuracy_runs_one_mask_setting_alone_with_the_contrast_step_and_a
     assert "local contrast on" in out and "options gaussian.blur_sigma_px=1.5;" in out
     (run,) = json.loads((tmp_path / "r.json").read_text())
     assert run["config"]["blur_sigma_px"] == 1.5 and run["settings"]["options"] == ["gaussian.blur_sigma_px=1.5"]
-    for bad, says in (("gaussian.blur=1", "has no option(s) ['blur']"), ("gaussian=1", "write MODEL.OPTION=VALUE"),
-                      ("gaussian.min_var=x", "not a Python literal")):
-        proc = _proc("model_accuracy.py", "--models", "gaussian", "--set", bad, timeout=120)
+    assert len(run["per_image"]["scores"]) == run["n_images"] and run["per_image"]["types"].count("good") == 3
+
+    # a variant on the same test frames, against this run: the paired interval of the AUROC difference
+    _run("model_accuracy.py", "--models", "gaussian", "--seeds", "0", "--viewpoints", "centre", *TINY_SETS,
+         "--masking", "on", "--contrast", "--contrast-pool", "1", "--set", "gaussian.blur_sigma_px=1.5",
+         "--json", str(tmp_path / "pool1.json"))
+    (pool1,) = json.loads((tmp_path / "pool1.json").read_text())
+    table = _run("model_accuracy.py", "--compare", str(tmp_path / "r.json"), str(tmp_path / "pool1.json"))
+    assert "contrast_pool None → 1" in table.splitlines()[0]
+    (row,) = [line for line in table.splitlines() if line.startswith("| gaussian † | centre | 0 |")]
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[3:5] == [f"{run['image']['auroc']:.3f}", f"{pool1['image']['auroc']:.3f}"]
+    assert cells[5] == f"{pool1['image']['auroc'] - run['image']['auroc']:+.3f}" and cells[7] in ("yes", "no")
+    (tmp_path / "old.json").write_text(json.dumps([{k: v for k, v in run.items() if k != "per_image"}]))
+    (tmp_path / "bigger.json").write_text(json.dumps([{**run, "settings": {**run["settings"], "test": [6, 2]}}]))
+    for other, says in (("old.json", "saved before the per-image scores"), ("bigger.json", "differ in test")):
+        proc = _proc("model_accuracy.py", "--compare", str(tmp_path / "r.json"), str(tmp_path / other), timeout=120)
+        assert proc.returncode != 0 and says in proc.stderr and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+
+    for bad, says in ((["--set", "gaussian.blur=1"], "has no option(s) ['blur']"),
+                      (["--set", "gaussian=1"], "write MODEL.OPTION=VALUE"),
+                      (["--set", "gaussian.min_var=x"], "not a Python literal"),
+                      (["--contrast-pool", "1"], "needs --contrast"),
+                      (["--contrast", "--contrast-pool", "2"], "must be odd")):
+        proc = _proc("model_accuracy.py", "--models", "gaussian", *bad, timeout=120)
         assert proc.returncode != 0 and says in proc.stderr and "Traceback" not in proc.stderr, proc.stderr[-2000:]
 
 

@@ -10,6 +10,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from pipeline.metrics import (
     aupro,
     auroc_by_type,
+    auroc_difference,
     auroc_interval,
     benjamini_hochberg,
     best_iou_point,
@@ -68,6 +69,30 @@ def test_the_auroc_interval_holds_the_auroc_and_narrows_with_more_test_images() 
     assert lo4 < 0.82 < hi4
     with pytest.raises(ValueError, match="both"):
         auroc_interval([1, 1], [0.3, 0.4])
+
+
+def test_the_paired_auroc_difference_resolves_what_two_overlapping_intervals_cannot() -> None:
+    rng = np.random.default_rng(5)
+    y = np.r_[np.zeros(24, bool), np.ones(20, bool)]  # the benchmark's default test set at one viewpoint
+    frame = rng.normal(0, 1, len(y))  # what each test image does to any model: shared by both
+    a = frame + 1.0 * y + rng.normal(0, 0.05, len(y))
+    b = frame + 1.4 * y + rng.normal(0, 0.05, len(y))  # b separates the defects a little better
+    (lo_a, hi_a), lo_b = auroc_interval(y, a), auroc_interval(y, b)[0]
+    assert lo_b < hi_a, "alone, the two intervals overlap"
+    d = auroc_difference(y, a, b)
+    assert d.difference == pytest.approx(roc_auc_score(y, b) - roc_auc_score(y, a))
+    assert 0 < d.low <= d.difference <= d.high and d.resolved
+    assert d.high - d.low < (hi_a - lo_a) / 2, "pairing cancels what the images share"
+    back = auroc_difference(y, b, a)
+    assert (back.difference, back.low, back.high) == pytest.approx((-d.difference, -d.high, -d.low))
+    same = auroc_difference(y, a, a)
+    assert (same.difference, same.low, same.high) == (0.0, 0.0, 0.0) and not same.resolved
+    noise = auroc_difference(y, a, a + rng.normal(0, 1, len(y)))  # b is a with noise added: no resolved gain
+    assert noise.low < noise.difference < noise.high and noise.high - noise.low > 0.05
+    with pytest.raises(ValueError, match="one score per image"):
+        auroc_difference(y, a, b[:-1])
+    with pytest.raises(ValueError, match="both"):
+        auroc_difference([1, 1], [0.3, 0.4], [0.3, 0.4])
 
 
 def test_peak_in_defect_counts_the_maps_that_peak_inside_their_ground_truth() -> None:

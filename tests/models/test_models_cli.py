@@ -77,6 +77,9 @@ def test_train_then_eval_a_masked_artifact(artifact: tuple[Path, dict[str, objec
                                 "roi_source": "reference"}
     assert result["roi_source"] == "reference"
     assert ev["metrics"]["n_rejected"] == 0
+    per_image = ev["metrics"]["per_image"]  # which frames scored what: the folder's file stems, in order
+    assert len(per_image["names"]) == len(per_image["scores"]) == ev["metrics"]["n_images"]
+    assert set(per_image["types"]) == {"good", "missing"} and "per_image" not in manifest["metrics"]["test"]
     assert list(ev["metrics"]["image_auroc_by_type"]) == ["missing"]  # the folder's one defect type
     assert ev["metrics"]["image_auroc_by_type"]["missing"] == pytest.approx(ev["metrics"]["image"]["auroc"])
     assert ev["metrics"]["image"]["auroc"] == pytest.approx(result["metrics"]["image"]["auroc"], abs=1e-6)  # type: ignore[index]

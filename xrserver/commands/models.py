@@ -257,10 +257,12 @@ def _frame_rois(split: AnomalySet, config: PreprocessConfig, source: str | None)
 # --- evaluation -----------------------------------------------------------------------------------
 
 def evaluate(model: PreprocessedModel, test: AnomalySet, roi: npt.NDArray[np.bool_] | None = None,
-             report_dir: Path | None = None, title: str = "") -> dict[str, Any]:
+             report_dir: Path | None = None, title: str = "", per_image: bool = False) -> dict[str, Any]:
     """Image and pixel metrics of the paper on ``test`` (needs normal and anomalous frames).
 
-    Frames rejected by template matching are left out and counted under ``n_rejected``.
+    Frames rejected by template matching are left out and counted under ``n_rejected``. With
+    ``per_image``, ``per_image`` holds each scored frame's name, defect type and image score, in order
+    (which frames a model missed, and what lets two models be compared frame by frame).
     ``fn_tertiles`` counts the missed anomalous images (at the image operating point) per size
     tertile of the defect's area ratio (Eqs. 14-15); ``image_auroc_by_type`` ranks each defect type
     against the normal frames, and ``peak_in_defect_by_type`` gives the share of each type's frames
@@ -285,6 +287,9 @@ def evaluate(model: PreprocessedModel, test: AnomalySet, roi: npt.NDArray[np.boo
                                      "recall": img.recall, "f1": img.f1, "fp_share": img.fp_share,
                                      "threshold": img.point.threshold, "auroc_ci95": auroc_interval(labels, s_all)}}
     types = tuple(t for t, k in zip(test.types, keep, strict=True) if k)
+    names = tuple(n for n, k in zip(test.names, keep, strict=True) if k)
+    if per_image:
+        out["per_image"] = {"names": list(names), "types": list(types), "scores": s_all.tolist()}
     if by_type := auroc_by_type(types, s_all):
         out["image_auroc_by_type"] = by_type
     missed = labels & (s_all < img.point.threshold)
@@ -299,7 +304,6 @@ def evaluate(model: PreprocessedModel, test: AnomalySet, roi: npt.NDArray[np.boo
                         "precision": pix.precision, "recall": pix.recall, "f1": pix.f1, "fp_share": pix.fp_share,
                         "threshold": pix.point.threshold}
         if report_dir is not None:
-            names = tuple(n for n, k in zip(test.names, keep, strict=True) if k)
             pred = Predictions(test.images[keep], masks, labels, s_all, m_all, types, img.point.threshold,
                                pix.point.threshold, title, names)
             out["figures"] = write_report(pred, report_dir)
@@ -439,7 +443,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
                                   model.calibration)
     roi = _frame_rois(splits.test, model.preprocessor.config, args.roi_source)
     try:
-        metrics = evaluate(model, splits.test, roi, args.report, f"{args.artifact.name} on {splits.root}")
+        metrics = evaluate(model, splits.test, roi, args.report, f"{args.artifact.name} on {splits.root}",
+                           per_image=True)
     except (ModelError, ValueError) as e:
         raise CliError(f"eval on {splits.root}: {e}") from None
     _print_metrics(metrics)
