@@ -93,6 +93,11 @@ def run_one(name: str, args: argparse.Namespace, seed: int, masked: bool, viewpo
             "config": config_to_dict(model.inner.config) if isinstance(model.inner, TrainedModel) else None}
 
 
+def run_key(run: dict[str, Any]) -> tuple[Any, ...]:
+    """What names one run in saved files: (model, masked, seed, viewpoint)."""
+    return run["model"], run["masked"], run["seed"], run["viewpoint"]
+
+
 def model_options(items: list[str], preset: str) -> dict[str, dict[str, Any]]:
     """``MODEL.OPTION=VALUE`` items (VALUE a Python literal) → {model: {option: value}}, checked against
     each model's config. Raises SystemExit on a malformed item, an unknown model or option, or a bad value."""
@@ -133,7 +138,7 @@ def merge_runs(paths: list[Path]) -> tuple[list[dict[str, Any]], str]:
                 for r in loaded):
             raise SystemExit(f"{path}: not a list of runs saved by model_accuracy.py --json")
         for r in loaded:
-            key = (r["model"], r["masked"], r["seed"], r["viewpoint"])
+            key = run_key(r)
             if key in source:
                 raise SystemExit(f"{r['model']}{MARK[r['masked']]} seed {r['seed']} at {r['viewpoint']} "
                                  f"is in both {source[key]} and {path}")
@@ -208,8 +213,8 @@ def compare(path_a: Path, path_b: Path) -> str:
     sa, sb = a[0].get("settings", {}), b[0].get("settings", {})
     if other := [k for k in FRAMES if sa.get(k) != sb.get(k)]:
         raise SystemExit(f"{path_a} and {path_b} were tested on other frames: they differ in {', '.join(other)}")
-    by_key = {(r["model"], r["masked"], r["seed"], r["viewpoint"]): r for r in a}
-    pairs = [(by_key[k], r) for r in b if (k := (r["model"], r["masked"], r["seed"], r["viewpoint"])) in by_key]
+    by_key = {run_key(r): r for r in a}
+    pairs = [(by_key[k], r) for r in b if (k := run_key(r)) in by_key]
     if not pairs:
         raise SystemExit(f"{path_a} and {path_b} share no run (model, masking, seed and viewpoint)")
     differ = [f"{k} {sa.get(k)} → {sb.get(k)}" for k in SETTINGS if sa.get(k) != sb.get(k)]
