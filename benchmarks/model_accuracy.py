@@ -33,12 +33,12 @@ import os
 import platform
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from pipeline.data.twinset import TwinSetPlan, render_twin_splits, scaled_roi_margin_px
-from pipeline.metrics import auroc_difference, mean_std, paired_tests
+from pipeline.metrics import AurocDifference, auroc_difference, mean_std, paired_tests
 from pipeline.models import MODELS
 from pipeline.models.api import TrainedModel
 from pipeline.models.errors import ConfigError
@@ -203,24 +203,43 @@ def intervals(runs: list[dict[str, Any]], models: list[str]) -> str:
     return "\n".join(out)
 
 
-def compare(path_a: Path, path_b: Path) -> str:
-    """The runs in both files (same model, masking, seed and viewpoint) side by side: image AUROC in a and
-    in b, and b - a with its paired 95% bootstrap interval over the test images they share.
+class _Paired(NamedTuple):
+    """One run in a and in b, and the frames both scored: their labels and the two runs' scores."""
+
+    a: dict[str, Any]
+    b: dict[str, Any]
+    labels: list[bool]
+    score_a: list[float]
+    score_b: list[float]
+
+
+def compare(paths_a: list[Path], paths_b: list[Path]) -> str:
+    """The runs in both a and b (same model, masking, seed and viewpoint) side by side: image AUROC in a and
+    in b, and b - a with its paired 95% bootstrap interval over the test images they share. Where a model
+    ran at several viewpoints, a last row gives the mean over them, with the interval of that mean (each
+    viewpoint's frames resampled apart, as its own test set).
 
     Raises SystemExit when the files cannot be read, were tested on other frames, share no run, or hold
     runs saved before the per-image scores were."""
-    a, b = (merge_runs([p])[0] for p in (path_a, path_b))
+    name_a, name_b = (", ".join(map(str, p)) for p in (paths_a, paths_b))
+    a, b = (merge_runs(p)[0] for p in (paths_a, paths_b))
     sa, sb = a[0].get("settings", {}), b[0].get("settings", {})
     if other := [k for k in FRAMES if sa.get(k) != sb.get(k)]:
-        raise SystemExit(f"{path_a} and {path_b} were tested on other frames: they differ in {', '.join(other)}")
+        raise SystemExit(f"{name_a} and {name_b} were tested on other frames: they differ in {', '.join(other)}")
     by_key = {run_key(r): r for r in a}
     pairs = [(by_key[k], r) for r in b if (k := run_key(r)) in by_key]
     if not pairs:
-        raise SystemExit(f"{path_a} and {path_b} share no run (model, masking, seed and viewpoint)")
+        raise SystemExit(f"{name_a} and {name_b} share no run (model, masking, seed and viewpoint)")
     differ = [f"{k} {sa.get(k)} → {sb.get(k)}" for k in SETTINGS if sa.get(k) != sb.get(k)]
-    out = [f"b ({path_b}) against a ({path_a}): " + ("; ".join(differ) if differ else "the same settings"), "",
+    out = [f"b ({name_b}) against a ({name_a}): " + ("; ".join(differ) if differ else "the same settings"), "",
            "| model | viewpoint | seed | a: image AUROC | b: image AUROC | b - a | 95% paired interval | resolved |",
            "|---|---|---|---|---|---|---|---|"]
+
+    def row(ra: dict[str, Any], where: str, auroc_a: float, auroc_b: float, d: AurocDifference, note: str) -> str:
+        return (f"| {ra['model']}{MARK[ra['masked']]} | {where} | {ra['seed']} | {auroc_a:.3f} | {auroc_b:.3f} | "
+                f"{d.difference:+.3f} | {d.low:+.3f} to {d.high:+.3f} | {'yes' if d.resolved else 'no'}{note} |")
+
+    by_run: dict[tuple[Any, ...], list[_Paired]] = {}  # (model, masked, seed) → its viewpoints
     for ra, rb in pairs:
         if "per_image" not in ra or "per_image" not in rb:
             raise SystemExit(f"{ra['model']}{MARK[ra['masked']]} at {ra['viewpoint']}: a run saved before the "
@@ -228,13 +247,21 @@ def compare(path_a: Path, path_b: Path) -> str:
         score_a, score_b = ({(t, n): s for t, n, s in zip(r["per_image"]["types"], r["per_image"]["names"],
                                                           r["per_image"]["scores"], strict=True)} for r in (ra, rb))
         frames = [f for f in score_a if f in score_b]  # frames rejected by template matching in either run drop out
-        d = auroc_difference([t != "good" for t, _ in frames], [score_a[f] for f in frames],
-                             [score_b[f] for f in frames])
+        p = _Paired(ra, rb, [t != "good" for t, _ in frames], [score_a[f] for f in frames],
+                    [score_b[f] for f in frames])
         left_out = len(score_a) + len(score_b) - 2 * len(frames)
-        out.append(f"| {ra['model']}{MARK[ra['masked']]} | {ra['viewpoint']} | {ra['seed']} | "
-                   f"{ra['image']['auroc']:.3f} | {rb['image']['auroc']:.3f} | {d.difference:+.3f} | "
-                   f"{d.low:+.3f} to {d.high:+.3f} | {'yes' if d.resolved else 'no'}"
-                   f"{f' ({left_out} rejected frames left out)' if left_out else ''} |")
+        out.append(row(ra, ra["viewpoint"], ra["image"]["auroc"], rb["image"]["auroc"],
+                       auroc_difference(p.labels, p.score_a, p.score_b),
+                       f" ({left_out} rejected frames left out)" if left_out else ""))
+        by_run.setdefault(run_key(ra)[:3], []).append(p)
+    for ps in by_run.values():
+        if len(ps) > 1:
+            d = auroc_difference([y for p in ps for y in p.labels], [x for p in ps for x in p.score_a],
+                                 [x for p in ps for x in p.score_b],
+                                 groups=[p.a["viewpoint"] for p in ps for _ in p.labels])
+            out.append(row(ps[0].a, "mean of " + ", ".join(p.a["viewpoint"] for p in ps),
+                           float(np.mean([p.a["image"]["auroc"] for p in ps])),
+                           float(np.mean([p.b["image"]["auroc"] for p in ps])), d, ""))
     return "\n".join(out)
 
 
@@ -349,12 +376,19 @@ def main() -> None:
     ap.add_argument("--json", type=Path)
     ap.add_argument("--from-json", type=Path, nargs="+", metavar="JSON",
                     help="print the tables from runs saved by --json (e.g. one file per seed); runs nothing")
-    ap.add_argument("--compare", type=Path, nargs=2, metavar=("A", "B"),
-                    help="image AUROC of the runs saved in B against those in A, paired on their test frames, "
-                         "with the 95%% bootstrap interval of the difference; runs nothing")
+    ap.add_argument("--compare", type=Path, nargs="+", metavar="JSON",
+                    help="A B: image AUROC of the runs saved in B against those in A, paired on their test frames, "
+                         "with the 95%% bootstrap interval of the difference; runs nothing. With --against, "
+                         "these files are all A")
+    ap.add_argument("--against", type=Path, nargs="+", metavar="JSON",
+                    help="with --compare: the files of B (e.g. one per viewpoint), against all the files of --compare")
     args = ap.parse_args()
+    if args.against and not args.compare:
+        ap.error("--against needs --compare")
     if args.compare:
-        print(compare(*args.compare))
+        if not args.against and len(args.compare) != 2:
+            ap.error("--compare takes two files, A B, or A's files followed by --against and B's")
+        print(compare(args.compare, args.against) if args.against else compare(args.compare[:1], args.compare[1:]))
         return
     if args.from_json:
         saved, line = merge_runs(args.from_json)

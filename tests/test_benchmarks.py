@@ -94,6 +94,18 @@ def test_model_accuracy_runs_one_mask_setting_with_the_contrast_step_and_a_model
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells[3:5] == [f"{run['image']['auroc']:.3f}", f"{pool1['image']['auroc']:.3f}"]
     assert cells[5] == f"{pool1['image']['auroc'] - run['image']['auroc']:+.3f}" and cells[7] in ("yes", "no")
+    # several files a side (one per viewpoint): each viewpoint's row, then their mean with its own interval
+    for name, saved in (("r_back.json", run), ("pool1_back.json", pool1)):
+        (tmp_path / name).write_text(json.dumps([{**saved, "viewpoint": "back"}]))
+    table = _run("model_accuracy.py", "--compare", str(tmp_path / "r.json"), str(tmp_path / "r_back.json"),
+                 "--against", str(tmp_path / "pool1.json"), str(tmp_path / "pool1_back.json"))
+    rows = {line.split("|")[2].strip(): [c.strip() for c in line.strip("|").split("|")]
+            for line in table.splitlines() if line.startswith("| gaussian † |")}
+    assert list(rows) == ["centre", "back", "mean of centre, back"]
+    assert rows["mean of centre, back"][3:6] == cells[3:6], "the same runs twice: the mean is each one's"
+    for bad in (["--compare", str(tmp_path / "r.json")], ["--against", str(tmp_path / "r.json")]):
+        proc = _proc("model_accuracy.py", *bad, timeout=120)
+        assert proc.returncode != 0 and ("--compare" in proc.stderr) and "Traceback" not in proc.stderr
     (tmp_path / "old.json").write_text(json.dumps([{k: v for k, v in run.items() if k != "per_image"}]))
     (tmp_path / "bigger.json").write_text(json.dumps([{**run, "settings": {**run["settings"], "test": [6, 2]}}]))
     for other, says in (("old.json", "saved before the per-image scores"), ("bigger.json", "differ in test")):

@@ -102,29 +102,39 @@ class AurocDifference:
 
 
 def auroc_difference(labels: npt.ArrayLike, scores_a: npt.ArrayLike, scores_b: npt.ArrayLike, level: float = 0.95,
-                     resamples: int = 2000, seed: int = 0) -> AurocDifference:
+                     resamples: int = 2000, seed: int = 0, groups: npt.ArrayLike | None = None) -> AurocDifference:
     """AUROC(b) - AUROC(a) on the same test images, with a paired percentile bootstrap interval: each
     resample draws normal and anomalous images (separately, as :func:`auroc_interval`) and scores both
     models on that draw, so what the test images do to both models cancels. Two models whose own
     intervals overlap can still differ resolvably.
 
+    ``groups`` (one label per image, e.g. the viewpoint) splits the images into test sets scored by
+    models of their own, whose scores do not rank across sets: the difference is then the mean over the
+    groups of each group's difference, and each resample draws every group's normal and anomalous
+    images apart. More test sets narrow the interval of the mean as a larger one would.
+
     Raises:
-        ValueError: both classes are needed, and one score per image from each model.
+        ValueError: both classes are needed (in every group), and one score per image from each model.
     """
     y, a = _both_classes(labels, scores_a, "an AUROC difference")
     b = np.asarray(scores_b, np.float64).ravel()
-    if len(a) != len(y) or len(b) != len(y):
+    g = np.zeros(len(y), np.intp) if groups is None else np.unique(np.asarray(groups).ravel(), return_inverse=True)[1]
+    if len(a) != len(y) or len(b) != len(y) or len(g) != len(y):
         raise ValueError(f"an AUROC difference needs one score per image from each model: {len(y)} labels, "
-                         f"{len(a)} and {len(b)} scores")
+                         f"{len(a)} and {len(b)} scores, {len(g)} groups")
+    samples = tuple(np.flatnonzero((g == k) & (y == cls)) for k in range(g.max() + 1) for cls in (False, True))
+    if any(len(s) == 0 for s in samples):
+        raise ValueError("an AUROC difference: both normal and anomalous images are needed in every group")
 
-    def diff(normal: npt.NDArray[np.intp], anomalous: npt.NDArray[np.intp], axis: int) -> F64:
-        n, d = np.moveaxis(normal, axis, -1).astype(np.intp), np.moveaxis(anomalous, axis, -1).astype(np.intp)
-        return _pairwise_auroc(b[n], b[d]) - _pairwise_auroc(a[n], a[d])
+    def diff(*idx_axis: npt.NDArray[np.intp], axis: int) -> F64:
+        idx = [np.moveaxis(i, axis, -1).astype(np.intp) for i in idx_axis]
+        per_group = [_pairwise_auroc(b[n], b[d]) - _pairwise_auroc(a[n], a[d])
+                     for n, d in zip(idx[::2], idx[1::2], strict=True)]
+        return np.asarray(np.mean(per_group, axis=0), np.float64)
 
-    res = stats.bootstrap((np.flatnonzero(~y), np.flatnonzero(y)), diff, n_resamples=resamples,
-                          confidence_level=level, method="percentile", vectorized=True, batch=200,
-                          rng=np.random.default_rng(seed))
-    whole = diff(np.flatnonzero(~y), np.flatnonzero(y), -1)
+    res = stats.bootstrap(samples, diff, n_resamples=resamples, confidence_level=level, method="percentile",
+                          vectorized=True, batch=200, rng=np.random.default_rng(seed))
+    whole = diff(*samples, axis=-1)
     return AurocDifference(float(whole), float(res.confidence_interval.low), float(res.confidence_interval.high))
 
 

@@ -95,6 +95,30 @@ def test_the_paired_auroc_difference_resolves_what_two_overlapping_intervals_can
         auroc_difference([1, 1], [0.3, 0.4], [0.3, 0.4])
 
 
+def test_the_auroc_difference_over_several_test_sets_is_the_mean_of_theirs_and_narrower() -> None:
+    rng = np.random.default_rng(8)
+
+    def test_set(offset: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # one viewpoint: its own models
+        y = np.r_[np.zeros(96, bool), np.ones(80, bool)]
+        frame = rng.normal(0, 1, len(y))
+        return y, offset + frame + 1.0 * y, offset + 3 * (frame + 1.2 * y)  # b on a scale of its own
+
+    (y1, a1, b1), (y2, a2, b2) = test_set(0.0), test_set(5.0)
+    one, two = auroc_difference(y1, a1, b1), auroc_difference(y2, a2, b2)
+    y, a, b = np.r_[y1, y2], np.r_[a1, a2], np.r_[b1, b2]
+    views = ["front"] * len(y1) + ["centre"] * len(y2)
+    both = auroc_difference(y, a, b, groups=views)
+    assert both.difference == pytest.approx((one.difference + two.difference) / 2)
+    assert auroc_difference(y, a, b).difference != pytest.approx(both.difference), "pooled scores would rank across"
+    assert both.low <= both.difference <= both.high
+    assert both.high - both.low < 0.85 * min(one.high - one.low, two.high - two.low), "two test sets narrow it"
+    assert auroc_difference(y1, a1, b1, groups=np.zeros(len(y1))) == one
+    with pytest.raises(ValueError, match="every group"):
+        auroc_difference(y, a, b, groups=["front"] * len(y1) + ["centre"] * 96 + ["back"] * 80)
+    with pytest.raises(ValueError, match="groups"):
+        auroc_difference(y, a, b, groups=views[:-1])
+
+
 def test_peak_in_defect_counts_the_maps_that_peak_inside_their_ground_truth() -> None:
     types = ["hole", "good", "missing", "hole", "missing"]
     masks = np.zeros((5, 4, 6), bool)
