@@ -90,6 +90,7 @@ def run_one(name: str, args: argparse.Namespace, seed: int, masked: bool, viewpo
     metrics = evaluate(model, test, rois(test), report, label, per_image=True)
     return {"model": name, "seed": seed, "masked": masked, "viewpoint": viewpoint, "fit_s": fit_s,
             "s_per_image": s_per_image, **metrics, "settings": {k: getattr(args, k) for k in SETTINGS},
+            "preprocess": model.preprocessor.config.to_dict(),  # as fitted: the model's own defaults filled in
             "config": config_to_dict(model.inner.config) if isinstance(model.inner, TrainedModel) else None}
 
 
@@ -231,6 +232,10 @@ def compare(paths_a: list[Path], paths_b: list[Path]) -> str:
     if not pairs:
         raise SystemExit(f"{name_a} and {name_b} share no run (model, masking, seed and viewpoint)")
     differ = [f"{k} {sa.get(k)} → {sb.get(k)}" for k in SETTINGS if sa.get(k) != sb.get(k)]
+    for ra, rb in pairs:  # the preprocessing as fitted, where both runs record it: a model's defaults may differ
+        pa, pb = ra.get("preprocess") or {}, rb.get("preprocess") or {}
+        differ += [f"{ra['model']} {k} {pa[k]} → {pb[k]}" for k in pa if k in pb and pa[k] != pb[k]]
+    differ = list(dict.fromkeys(differ))  # once per model, not once per viewpoint
     out = [f"b ({name_b}) against a ({name_a}): " + ("; ".join(differ) if differ else "the same settings"), "",
            "| model | viewpoint | seed | a: image AUROC | b: image AUROC | b - a | 95% paired interval | resolved |",
            "|---|---|---|---|---|---|---|---|"]
@@ -367,7 +372,8 @@ def main() -> None:
     ap.add_argument("--contrast", action=argparse.BooleanOptionalAction, default=False,
                     help="models see the local contrast (colour distance from the neighbourhood's median)")
     ap.add_argument("--contrast-pool", type=int, default=None, metavar="PX",
-                    help="the contrast step's max-pool (odd px; 1 = none; default: 3 per 640 px of frame width)")
+                    help="the contrast step's max-pool (odd px; 1 = none; default: each model's own, 1 for "
+                         "seamseg, else 3 per 640 px of frame width)")
     ap.add_argument("--models", nargs="+",
                     default=list(MODELS))
     ap.add_argument("--report", type=Path, default=None, metavar="DIR", help="write the paper's figures (seed 0)")
@@ -430,13 +436,15 @@ def main() -> None:
                     if args.json:  # after every run, so that a long benchmark cut short keeps what it measured
                         args.json.write_text(json.dumps(runs, indent=1, default=str))
     train, val, test = data[args.viewpoints[0]]
+    pool = "" if not args.contrast else f" (max-pool {args.contrast_pool} px)" if args.contrast_pool else \
+        " (each model's max-pool)"
     print(f"twin camera {args.camera} at {w}x{h}, viewpoints {args.viewpoints}: {len(train)} training frames "
           f"({args.frames_per_vehicle} per vehicle), {len(val)} validation and "
           f"{len(test)} test frames per viewpoint ({int(test.labels.sum())} with defects of all five types); "
           f"preset {args.preset}{' input ' + args.input_size if args.input_size else ''}; template "
           f"{'on' if args.template else 'off'}, photometric {'on' if args.photometric else 'off'}, "
           f"local contrast {'on' if args.contrast else 'off'}"
-          f"{f' (max-pool {args.contrast_pool} px)' if args.contrast_pool else ''}; "
+          f"{pool}; "
           f"ROI {args.roi_source} seams + {args.roi_margin} px; seeds {args.seeds}; "
           f"{'options ' + ' '.join(args.options) + '; ' if args.options else ''}"
           f"{platform.machine()}, {os.cpu_count()} cores, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "

@@ -94,11 +94,15 @@ def test_model_accuracy_runs_one_mask_setting_with_the_contrast_step_and_a_model
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells[3:5] == [f"{run['image']['auroc']:.3f}", f"{pool1['image']['auroc']:.3f}"]
     assert cells[5] == f"{pool1['image']['auroc'] - run['image']['auroc']:+.3f}" and cells[7] in ("yes", "no")
-    # several files a side (one per viewpoint): each viewpoint's row, then their mean with its own interval
-    for name, saved in (("r_back.json", run), ("pool1_back.json", pool1)):
-        (tmp_path / name).write_text(json.dumps([{**saved, "viewpoint": "back"}]))
+    assert pool1["preprocess"]["contrast"] and pool1["preprocess"]["contrast_pool_px"] == 1
+    # several files a side (one per viewpoint): each viewpoint's row, then their mean with its own interval;
+    # a run whose model fitted another max-pool by default (recorded as fitted) is named in the first line
+    pooled3 = {**run, "viewpoint": "back", "preprocess": {**run["preprocess"], "contrast_pool_px": 3}}
+    (tmp_path / "r_back.json").write_text(json.dumps([pooled3]))
+    (tmp_path / "pool1_back.json").write_text(json.dumps([{**pool1, "viewpoint": "back"}]))
     table = _run("model_accuracy.py", "--compare", str(tmp_path / "r.json"), str(tmp_path / "r_back.json"),
                  "--against", str(tmp_path / "pool1.json"), str(tmp_path / "pool1_back.json"))
+    assert table.splitlines()[0].count("gaussian contrast_pool_px 3 → 1") == 1, table.splitlines()[0]
     rows = {line.split("|")[2].strip(): [c.strip() for c in line.strip("|").split("|")]
             for line in table.splitlines() if line.startswith("| gaussian † |")}
     assert list(rows) == ["centre", "back", "mean of centre, back"]

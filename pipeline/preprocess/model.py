@@ -32,6 +32,7 @@ from pipeline.models.contract import (
     top_fraction_scores,
 )
 from pipeline.models.errors import ArtifactError, TrainingError
+from pipeline.models.registry import get_entry
 from pipeline.models.runtime import InferenceModel
 from pipeline.models.training import FitContext, InputSources
 from pipeline.preprocess.errors import PreprocessError
@@ -110,6 +111,15 @@ def _drop_rejected(prepped: PreprocessedBatch, what: str) -> npt.NDArray[np.bool
     return keep
 
 
+def with_model_defaults(name: str, config: PreprocessConfig) -> PreprocessConfig:
+    """``config`` with model ``name``'s own contrast max-pool (``ModelEntry.contrast_pool_px``) where the
+    contrast step is on and ``config`` sets no pool. Raises ConfigError for an unknown model."""
+    pool = get_entry(name).contrast_pool_px
+    if config.contrast and config.contrast_pool_px is None and pool is not None:
+        return dataclasses.replace(config, contrast_pool_px=pool)
+    return config
+
+
 def train_preprocessed(name: str, images: U8, config: PreprocessConfig, roi: Mask | None = None,
                        preset: str = "tiny", ctx: FitContext | None = None, seam_mask: Mask | None = None,
                        **overrides: Any) -> PreprocessedModel:
@@ -117,13 +127,15 @@ def train_preprocessed(name: str, images: U8, config: PreprocessConfig, roi: Mas
     preprocessed ``images`` (N, H, W, 3) uint8; frames rejected by the template are left out.
 
     The reference ROI is ``seam_mask`` (H, W) of the reference frame widened by the margin, else
-    ``roi[0]`` widened likewise. ``roi`` (N, H, W) are per-frame ROI masks, used as given.
+    ``roi[0]`` widened likewise. ``roi`` (N, H, W) are per-frame ROI masks, used as given. A contrast
+    step without a max-pool takes the model's own (:func:`with_model_defaults`).
 
     Raises:
         PreprocessError: no seam/ROI mask with ROI masking on, every frame rejected.
         ConfigError, InputError, TrainingError: as :func:`pipeline.models.api.train`.
     """
     imgs = check_batch(images)
+    config = with_model_defaults(name, config)
     seams = seam_mask if seam_mask is not None else (roi[0] if roi is not None else None)
     pre = Preprocessor.fit(config, imgs[0], seams if config.roi else None)
     prepped = pre.apply(imgs, roi)

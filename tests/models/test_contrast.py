@@ -19,7 +19,7 @@ from pipeline.preprocess import (
     train_preprocessed,
 )
 from pipeline.preprocess.contrast import contrast_frames, local_contrast, scaled_contrast_px
-from pipeline.preprocess.model import input_sources
+from pipeline.preprocess.model import input_sources, with_model_defaults
 from pipeline.preprocess.roi import translate
 from tests.models.test_preprocess import synthetic_view
 
@@ -135,3 +135,13 @@ def test_input_sources_remake_each_training_input_from_its_aligned_frame() -> No
     assert len(changed) and changed.min(axis=0).tolist() >= [30, 50] and changed.max(axis=0).tolist() <= [54, 74]
     plain = Preprocessor.fit(PreprocessConfig(template=True), view.frames[0])
     assert input_sources(plain, view.frames, batch.offsets_xy, None) is None  # the inputs are the frames
+
+
+def test_each_model_takes_its_own_contrast_pool_unless_one_is_set() -> None:
+    """SeamSeg learns the bead's place from the neighbouring frames: it is fitted without the max-pool that
+    absorbs misalignment for the per-pixel models (docs/benchmarks.md: +0.047 image AUROC over three viewpoints)."""
+    on = PreprocessConfig(contrast=True)
+    assert with_model_defaults("seamseg", on).contrast_pool_px == 1
+    assert with_model_defaults("gaussian", on).contrast_pool_px is None  # scaled to the frame width when fitted
+    assert with_model_defaults("seamseg", PreprocessConfig(contrast=True, contrast_pool_px=3)).contrast_pool_px == 3
+    assert with_model_defaults("seamseg", PreprocessConfig()).contrast_pool_px is None  # no contrast step

@@ -122,6 +122,21 @@ def test_train_on_a_twin_viewpoint_with_the_photometric_and_contrast_steps(tmp_p
     assert json.loads(out.read_text())["preprocess"]["contrast"] is True
 
 
+def test_train_sets_the_contrast_max_pool_and_refuses_a_bad_one_before_reading_data(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    js = tmp_path / "t.json"
+    assert main(["train", "--model", "gaussian", "--twin", "lower", "--twin-viewpoint", "centre", "--twin-size",
+                 "160x120", "--twin-train-frames", "3", "--contrast", "--contrast-pool", "3", "--roi",
+                 "--out", str(tmp_path / "g"), "--json", str(js)]) == 0
+    assert json.loads(js.read_text())["preprocess"]["config"]["contrast_pool_px"] == 3  # not the scaled 1 px
+    capsys.readouterr()
+    for bad, says in ((["--contrast-pool", "3"], "--contrast-pool needs --contrast"),
+                      (["--contrast", "--contrast-pool", "2"], "must be odd")):
+        assert main(["train", "--model", "gaussian", "--data", str(tmp_path / "absent"), "--out",
+                     str(tmp_path / "x"), *bad]) == 2
+        assert says in capsys.readouterr().err
+
+
 def test_pretrain_writes_backbone_weights_that_train_accepts(folder: Path, tmp_path: Path) -> None:
     weights, js = tmp_path / "ssl.pt", tmp_path / "p.json"
     assert main(["pretrain", "--data", str(folder), "--steps", "3", "--batch-size", "4", "--crop", "32",

@@ -165,3 +165,4 @@ def test_a_seamseg_drawing_on_the_frames_trains_at_an_input_size_other_than_the_
                                draw_on_frames=True)
     pred = model.predict(view.frames[:2])
     assert pred.maps.shape == (2, 96, 128) and np.isfinite(pred.scores).all()
+    assert model.preprocessor.config.contrast_pool_px == 1, "SeamSeg's own default: no max-pool"

@@ -115,6 +115,9 @@ def _add_preprocess_switches(p: argparse.ArgumentParser, *, train: bool) -> None
                        help="the model sees each pixel's colour distance from its neighbourhood's median instead of "
                             "its colour: sealant stands out from paint whatever either colour is (window and "
                             "pooling scaled to the frame width); default off")
+        g.add_argument("--contrast-pool", type=positive_int, default=None, metavar="PX",
+                       help="the contrast step's max-pool (odd px; 1 = none). Default: the model's own, 1 for "
+                            "seamseg, else 3 px per 640 px of frame width")
         g.add_argument("--roi-margin", type=non_negative_int, default=8, metavar="PX",
                        help="widen seam/ROI masks by this many pixels (8)")
         g.add_argument("--seam-mask", type=Path, default=None,
@@ -354,13 +357,19 @@ def _train_config(args: argparse.Namespace,
     try:
         cfg = PreprocessConfig(template=bool(args.template), template_threshold=args.template_threshold,
                                template_box_xywh=args.template_box, roi=use_roi, roi_margin_px=args.roi_margin,
-                               photometric=bool(args.photometric), contrast=args.contrast)
+                               photometric=bool(args.photometric), contrast=args.contrast,
+                               contrast_pool_px=args.contrast_pool)
     except ModelError as e:
         raise CliError(str(e)) from None
     return cfg, seams
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    if args.contrast_pool is not None:  # before the data is read (or rendered)
+        if not args.contrast:
+            raise CliError("--contrast-pool needs --contrast")
+        if args.contrast_pool % 2 == 0:
+            raise CliError(f"--contrast-pool must be odd, got {args.contrast_pool}")
     splits = _read(args)
     cfg, seams = _train_config(args, splits)
     rois = {name: _frame_rois(s, cfg, args.roi_source)
