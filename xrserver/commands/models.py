@@ -50,6 +50,7 @@ from pipeline.preprocess import (
     train_preprocessed,
     widen_each,
 )
+from pipeline.preprocess.contrast import check_contrast_sizes
 from xrserver.commands.common import (
     add_json_arg,
     image_size,
@@ -368,8 +369,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.contrast_pool is not None:  # before the data is read (or rendered)
         if not args.contrast:
             raise CliError("--contrast-pool needs --contrast")
-        if args.contrast_pool % 2 == 0:
-            raise CliError(f"--contrast-pool must be odd, got {args.contrast_pool}")
+        try:
+            check_contrast_sizes(None, args.contrast_pool)
+        except ModelError as e:
+            raise CliError(f"--contrast-pool: {e}") from None
     splits = _read(args)
     cfg, seams = _train_config(args, splits)
     rois = {name: _frame_rois(s, cfg, args.roi_source)
