@@ -19,8 +19,8 @@ def _proc(script: str, *args: str, timeout: float = 900) -> subprocess.Completed
                           capture_output=True, text=True, timeout=timeout)
 
 
-def _run(script: str, *args: str) -> str:
-    proc = _proc(script, *args)
+def _run(script: str, *args: str, timeout: float = 900) -> str:
+    proc = _proc(script, *args, timeout=timeout)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc.stdout
 
@@ -130,6 +130,14 @@ def test_preprocess_speed_times_each_step_against_its_baseline() -> None:
     rows = [line for line in out.splitlines() if line.startswith("| 160x120 |")]
     assert len(rows) == 4 and all("| 3 / 1 |" in r for r in rows)
     assert "x vs local contrast, exact median |" in rows[1] and "x vs preprocess |" in rows[3]
+
+
+def test_metric_memory_measures_each_pixel_metric_against_one_roc_curve() -> None:
+    out = _run("metric_memory.py", "--frames", "4", "--size", "64x48", timeout=300)
+    rows = {line.split(" | ")[0]: line for line in out.splitlines() if line.startswith("| ")}
+    assert list(rows)[1:] == ["| roc_auc_score (baseline)", "| aupro", "| pixel_metrics"]
+    assert rows["| roc_auc_score (baseline)"].endswith("| 1.00x | 1.00x |")
+    assert "4 maps of 64x48 (0 M pixels, float32)" in out
 
 
 def test_backbone_study_compares_against_the_random_trunk(tmp_path: Path) -> None:

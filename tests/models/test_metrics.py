@@ -168,6 +168,37 @@ def test_aupro_on_a_constructed_case() -> None:
     assert aupro(masks, maps, fpr_limit=0.3) == pytest.approx(0.5)
 
 
+def test_aupro_matches_a_threshold_by_threshold_count_over_images_regions_ties_and_dtypes() -> None:
+    """Several images with several regions each, scores with many ties: the sorted cumulative AUPRO
+    equals counting, at every distinct score, the normal pixels above it and each region's overlap."""
+    import cv2
+
+    rng = np.random.default_rng(3)
+    masks = np.zeros((3, 20, 24), bool)
+    masks[0, 2:5, 2:9] = masks[0, 12:18, 15:17] = True  # two regions in one image
+    masks[2, 8:11, 4:20] = True  # image 1 has none
+    maps = np.round(rng.random(masks.shape) * 6 + masks * rng.random(masks.shape) * 4)  # integers 0..10
+    regions = []
+    for i in range(len(masks)):
+        n, lab = cv2.connectedComponents(masks[i].astype(np.uint8), connectivity=8)
+        for k in range(1, n):
+            region = np.zeros_like(masks)
+            region[i] = lab == k
+            regions.append(region)
+    assert len(regions) == 3
+    fpr, pro = [0.0], [0.0]
+    for t in np.unique(maps)[::-1]:
+        above = maps >= t
+        fpr.append((above & ~masks).sum() / (~masks).sum())
+        pro.append(np.mean([(above & r).sum() / r.sum() for r in regions]))
+    f, p_ = np.array(fpr), np.array(pro)
+    cut = f <= 0.3
+    x, y = np.r_[f[cut], 0.3], np.r_[p_[cut], np.interp(0.3, f, p_)]
+    expected = np.trapezoid(y, x) / 0.3
+    for dtype in (np.float64, np.float32, np.uint8):
+        assert aupro(masks, maps.astype(dtype)) == pytest.approx(expected, abs=1e-12)
+
+
 def test_size_tertiles_count_misses_per_view_and_bin() -> None:
     views = ["lower"] * 6 + ["side"] * 3
     ratios = [0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.1, 0.2, 0.3]
