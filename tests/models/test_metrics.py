@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 from scipy import stats
@@ -171,8 +172,6 @@ def test_aupro_on_a_constructed_case() -> None:
 def test_aupro_matches_a_threshold_by_threshold_count_over_images_regions_ties_and_dtypes() -> None:
     """Several images with several regions each, scores with many ties: the sorted cumulative AUPRO
     equals counting, at every distinct score, the normal pixels above it and each region's overlap."""
-    import cv2
-
     rng = np.random.default_rng(3)
     masks = np.zeros((3, 20, 24), bool)
     masks[0, 2:5, 2:9] = masks[0, 12:18, 15:17] = True  # two regions in one image
