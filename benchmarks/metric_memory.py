@@ -74,12 +74,11 @@ def main() -> None:
           f"{os.cpu_count()} cores, Python {platform.python_version()}, numpy {np.__version__}\n")
     print("| metric | seconds | peak above the data (MB) | bytes per pixel | memory / baseline | time / baseline |")
     print("|---|---|---|---|---|---|")
-    base: dict[str, float] = {}
-    for name in METRICS:
-        out = subprocess.run([sys.executable, __file__, "--child", name, "--frames", str(args.frames),
-                              "--size", f"{w}x{h}"], check=True, capture_output=True, text=True).stdout
-        r = json.loads(out.strip().splitlines()[-1])
-        base = base or r
+    runs = {name: json.loads(subprocess.run(
+        [sys.executable, __file__, "--child", name, "--frames", str(args.frames), "--size", f"{w}x{h}"],
+        check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]) for name in METRICS}
+    base = runs[BASELINE]
+    for name, r in runs.items():
         peak = r["peak_above_data"]
         print(f"| {name}{' (baseline)' if name == BASELINE else ''} | {r['seconds']:.1f} | {peak / 1e6:.0f} | "
               f"{peak / pixels:.1f} | {peak / max(base['peak_above_data'], 1):.2f}x | "
