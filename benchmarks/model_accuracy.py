@@ -27,7 +27,6 @@ It refuses files whose runs overlap, were made with other settings, or cover oth
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 import os
 import platform
@@ -42,7 +41,7 @@ from pipeline.metrics import AurocDifference, auroc_difference, mean_std, paired
 from pipeline.models import MODELS
 from pipeline.models.api import TrainedModel
 from pipeline.models.errors import ConfigError
-from pipeline.models.registry import config_to_dict, make_config
+from pipeline.models.registry import config_to_dict, make_config, parse_options
 from pipeline.models.training import FitContext
 from pipeline.preprocess import (
     PreprocessConfig,
@@ -103,21 +102,16 @@ def model_options(items: list[str], preset: str) -> dict[str, dict[str, Any]]:
     """``MODEL.OPTION=VALUE`` items (VALUE a Python literal) → {model: {option: value}}, checked against
     each model's config. Raises SystemExit on a malformed item, an unknown model or option, or a bad value."""
     out: dict[str, dict[str, Any]] = {}
-    for item in items:
-        key, eq, text = item.partition("=")
-        model, dot, option = key.partition(".")
-        if not (eq and dot and model and option):
-            raise SystemExit(f"--set {item!r}: write MODEL.OPTION=VALUE, e.g. seamseg.strand_opacity=0.55")
-        try:
-            value = ast.literal_eval(text)
-        except (ValueError, SyntaxError) as e:
-            raise SystemExit(f"--set {item!r}: the value is not a Python literal ({e})") from e
-        out.setdefault(model, {})[option] = tuple(value) if isinstance(value, list) else value
-    for model, opts in out.items():
-        try:
+    try:
+        for key, value in parse_options(items).items():
+            model, dot, option = key.partition(".")
+            if not (dot and model and option):
+                raise ConfigError(f"{key!r}: write MODEL.OPTION=VALUE, e.g. seamseg.strand_opacity=0.55")
+            out.setdefault(model, {})[option] = value
+        for model, opts in out.items():
             make_config(model, preset, **opts)
-        except (ConfigError, TypeError) as e:
-            raise SystemExit(f"--set: {e}") from e
+    except ConfigError as e:
+        raise SystemExit(f"--set: {e}") from e
     return out
 
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import ast
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -113,7 +114,40 @@ def make_config(name: str, preset: str = "tiny", **overrides: Any) -> Any:
     bad = sorted(set(overrides) - fields)
     if bad:
         raise ConfigError(f"model {name!r} has no option(s) {bad}; options: {sorted(fields)}")
-    return dataclasses.replace(cfg, **overrides)
+    return dataclasses.replace(cfg, **{k: _checked(name, k, getattr(cfg, k), v) for k, v in overrides.items()})
+
+
+def _checked(model: str, option: str, current: Any, value: Any) -> Any:
+    """``value`` for ``option``, whose preset value is ``current``: an int is taken where a float is
+    expected; a bool is not taken as a number. Raises ConfigError on any other type mismatch."""
+    if current is None or value is None:  # an optional option (e.g. PatchCore's embed_dim)
+        return value
+    want = type(current)
+    if want is float and type(value) is int:
+        return float(value)
+    if isinstance(value, want) and (want is bool) == isinstance(value, bool):
+        return value
+    raise ConfigError(f"model {model!r}: option {option} takes type {want.__name__} (preset: {current!r}), "
+                      f"got {value!r}")
+
+
+def parse_options(items: Sequence[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` items, VALUE a Python literal (a list becomes a tuple), → {KEY: VALUE}.
+
+    Raises ConfigError on an item without ``=`` or a key, or a value that is not a literal.
+    """
+    out: dict[str, Any] = {}
+    for item in items:
+        key, eq, text = item.partition("=")
+        if not (eq and key.strip()):
+            raise ConfigError(f"{item!r}: write OPTION=VALUE, e.g. steps=3000")
+        try:
+            value = ast.literal_eval(text.strip())
+        except (ValueError, SyntaxError) as e:
+            raise ConfigError(f"{item!r}: the value is not a Python literal ({e}); quote a string, e.g. "
+                              f"{key.strip()}='text'") from e
+        out[key.strip()] = tuple(value) if isinstance(value, list) else value
+    return out
 
 
 def config_to_dict(cfg: Any) -> dict[str, Any]:

@@ -16,10 +16,12 @@ from pipeline.models import (
     InputError,
     calibrate,
     load_model,
+    make_config,
     save,
     train,
 )
 from pipeline.models.api import TrainedModel
+from pipeline.models.registry import parse_options
 from tests.models.conftest import SmallSet
 
 
@@ -60,6 +62,24 @@ def test_unknown_model_or_preset_is_a_config_error(small_set: SmallSet) -> None:
         train("patchkore", small_set.train)
     with pytest.raises(ConfigError, match="preset"):
         train("patchcore", small_set.train, preset="huge")
+
+
+def test_options_parse_as_literals_and_must_match_the_option_type() -> None:
+    opts = parse_options(["steps=3000", "lr=0.001", " input_size_wh = [320, 240]", "draw_on_frames=True"])
+    assert opts == {"steps": 3000, "lr": 0.001, "input_size_wh": (320, 240), "draw_on_frames": True}
+    cfg = make_config("seamseg", "tiny", **opts)
+    assert (cfg.steps, cfg.lr, cfg.input_size_wh, cfg.draw_on_frames) == (3000, 0.001, (320, 240), True)
+    assert make_config("seamseg", "tiny", min_var=30).min_var == 30.0 and isinstance(
+        make_config("seamseg", "tiny", min_var=30).min_var, float)  # an int where a float is expected
+    assert make_config("patchcore", "tiny", embed_dim=64).embed_dim == 64  # an optional option
+    for bad, says in (("steps", "write OPTION=VALUE"), ("=3", "write OPTION=VALUE"),
+                      ("steps=three", "not a Python literal")):
+        with pytest.raises(ConfigError, match=says):
+            parse_options([bad])
+    for option, value in (("steps", 3000.5), ("steps", True), ("draw_on_frames", 1), ("lr", "0.1"),
+                          ("input_size_wh", 320)):
+        with pytest.raises(ConfigError, match=f"option {option} takes type"):
+            make_config("seamseg", "tiny", **{option: value})
 
 
 def test_onnx_and_torch_artifacts_agree_with_the_trained_model(patchcore: TrainedModel, artifact: Path,

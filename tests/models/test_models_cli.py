@@ -137,6 +137,26 @@ def test_train_sets_the_contrast_max_pool_and_refuses_a_bad_one_before_reading_d
         assert says in capsys.readouterr().err
 
 
+def test_train_sets_model_options_in_the_manifest_and_refuses_bad_ones_before_reading_data(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    art = tmp_path / "g"
+    assert main(["train", "--model", "gaussian", "--twin", "lower", "--twin-viewpoint", "centre", "--twin-size",
+                 "160x120", "--twin-train-frames", "3", "--set", "min_var=40", "blur_sigma_px=1.5",
+                 "--out", str(art)]) == 0
+    config = json.loads((art / "manifest.json").read_text())["config"]
+    assert (config["min_var"], config["blur_sigma_px"]) == (40.0, 1.5)
+    capsys.readouterr()
+    for bad, says in ((["--set", "min_vars=40"], "has no option(s) ['min_vars']"),
+                      (["--set", "min_var"], "write OPTION=VALUE"),
+                      (["--set", "min_var=high"], "not a Python literal"),
+                      (["--set", "input_size_wh=160"], "option input_size_wh takes type tuple"),
+                      (["--preset", "huge"], "has no preset 'huge'")):
+        assert main(["train", "--model", "gaussian", "--data", str(tmp_path / "absent"), "--out",
+                     str(tmp_path / "x"), *bad]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and says in err, err
+
+
 def test_pretrain_writes_backbone_weights_that_train_accepts(folder: Path, tmp_path: Path) -> None:
     weights, js = tmp_path / "ssl.pt", tmp_path / "p.json"
     assert main(["pretrain", "--data", str(folder), "--steps", "3", "--batch-size", "4", "--crop", "32",

@@ -35,10 +35,11 @@ from pipeline.metrics import (
     pixel_metrics,
 )
 from pipeline.metrics.sizes import area_ratio
-from pipeline.models import MODELS, FitContext, ModelError, TrainedModel
+from pipeline.models import MODELS, ConfigError, FitContext, ModelError, TrainedModel, make_config
 from pipeline.models.backbones import BACKBONES
 from pipeline.models.export import export_artifact
 from pipeline.models.pretrain import PretrainConfig, pretrain
+from pipeline.models.registry import parse_options
 from pipeline.preprocess import (
     PreprocessConfig,
     PreprocessedModel,
@@ -136,6 +137,9 @@ def _add_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, required=True, help="artifact directory to write")
     p.add_argument("--seed", type=non_negative_int, default=0)
     p.add_argument("--backbone-weights", type=Path, default=None, help="local torchvision state dict (optional)")
+    p.add_argument("--set", dest="options", nargs="+", default=[], metavar="OPTION=VALUE",
+                   help="change an option of the preset's model config (VALUE a Python literal), e.g. "
+                        "--set steps=3000; the manifest records the config")
     _add_preprocess_switches(p, train=True)
     add_json_arg(p)
     p.set_defaults(func=cmd_train)
@@ -366,7 +370,16 @@ def _train_config(args: argparse.Namespace,
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    if args.contrast_pool is not None:  # before the data is read (or rendered)
+    try:  # before the data is read (or rendered)
+        make_config(args.model, args.preset)
+    except ConfigError as e:
+        raise CliError(str(e)) from None
+    try:
+        options = parse_options(args.options)
+        make_config(args.model, args.preset, **options)
+    except ConfigError as e:
+        raise CliError(f"--set: {e}") from None
+    if args.contrast_pool is not None:
         if not args.contrast:
             raise CliError("--contrast-pool needs --contrast")
         try:
@@ -387,7 +400,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
             ctx = FitContext(seed=args.seed, backbone_weights=args.backbone_weights, progress=tick)
             model = train_preprocessed(args.model, splits.train.images, cfg, rois["train"], args.preset, ctx,
-                                       seam_mask=seams)
+                                       seam_mask=seams, **options)
         model = calibrate_preprocessed(model, splits.validation.images, splits.validation.masks,
                                        splits.validation.labels, rois["validation"])
         metrics = evaluate(model, splits.test, rois["test"])
