@@ -69,8 +69,8 @@ def test_options_parse_as_literals_and_must_match_the_option_type() -> None:
     assert opts == {"steps": 3000, "lr": 0.001, "input_size_wh": (320, 240), "draw_on_frames": True}
     cfg = make_config("seamseg", "tiny", **opts)
     assert (cfg.steps, cfg.lr, cfg.input_size_wh, cfg.draw_on_frames) == (3000, 0.001, (320, 240), True)
-    assert make_config("seamseg", "tiny", min_var=30).min_var == 30.0 and isinstance(
-        make_config("seamseg", "tiny", min_var=30).min_var, float)  # an int where a float is expected
+    min_var = make_config("seamseg", "tiny", min_var=30).min_var  # an int where a float is expected
+    assert min_var == 30.0 and isinstance(min_var, float)
     assert make_config("patchcore", "tiny", embed_dim=64).embed_dim == 64  # an optional option
     for bad, says in (("steps", "write OPTION=VALUE"), ("=3", "write OPTION=VALUE"),
                       ("steps=three", "not a Python literal")):
