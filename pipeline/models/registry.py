@@ -138,15 +138,15 @@ def parse_options(items: Sequence[str]) -> dict[str, Any]:
     """
     out: dict[str, Any] = {}
     for item in items:
-        key, eq, text = item.partition("=")
-        if not (eq and key.strip()):
+        key, eq, text = (part.strip() for part in item.partition("="))
+        if not (eq and key):
             raise ConfigError(f"{item!r}: write OPTION=VALUE, e.g. steps=3000")
         try:
-            value = ast.literal_eval(text.strip())
+            value = ast.literal_eval(text)
         except (ValueError, SyntaxError) as e:
             raise ConfigError(f"{item!r}: the value is not a Python literal ({e}); quote a string, e.g. "
-                              f"{key.strip()}='text'") from e
-        out[key.strip()] = tuple(value) if isinstance(value, list) else value
+                              f"{key}='text'") from e
+        out[key] = tuple(value) if isinstance(value, list) else value
     return out
 
 
