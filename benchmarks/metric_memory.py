@@ -3,8 +3,11 @@ frames one evaluation can hold.
 
 Every metric is exact over all pixels, so its memory grows with frames x pixels. Each one runs in a
 fresh process on the same data: ``--frames`` float32 maps of ``--size`` pixels, uniform noise, and
-on the second half of the frames a planted 40x30 px defect that scores 0.5 higher. The peak is
-the process's maximum resident set above what it held once the data were made.
+on the second half of the frames a planted 40x30 px defect that scores 0.5 higher. With
+``--roi-share`` below 1, only a horizontal band of that share of each map's rows (around the defect)
+keeps its scores and the rest holds 0, as a masked model's maps do outside their ROI (the twin's ROI
+is about 5 % of a frame): the pixel metrics then see mostly ties. The peak is the process's maximum
+resident set above what it held once the data were made.
 
 * ``roc_auc_score``: scikit-learn's pixel AUROC alone, one exact ROC curve (the baseline);
 * ``aupro``: ``pipeline.metrics.aupro`` (AUPRO up to FPR 0.3);
@@ -12,6 +15,7 @@ the process's maximum resident set above what it held once the data were made.
   eval`` compute per pixel (AUROC, AU-PR, AUPRO, the IoU-optimal operating point).
 
     .venv/bin/python benchmarks/metric_memory.py --frames 88 --size 1280x960
+    .venv/bin/python benchmarks/metric_memory.py --frames 88 --size 1280x960 --roi-share 0.05
 """
 
 from __future__ import annotations
@@ -47,12 +51,15 @@ def peak_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def child(metric: str, frames: int, w: int, h: int) -> dict[str, float]:
+def child(metric: str, frames: int, w: int, h: int, roi_share: float) -> dict[str, float]:
     rng = np.random.default_rng(0)
     m = np.zeros((frames, h, w), bool)
     m[frames // 2:, h // 2 - 15:h // 2 + 15, w // 2 - 20:w // 2 + 20] = True
     s = rng.random(m.shape, dtype=np.float32)
     s[m] += 0.5
+    band = max(1, round(h * roi_share))
+    s[:, :h // 2 - band // 2] = 0.0
+    s[:, h // 2 - band // 2 + band:] = 0.0
     before = peak_bytes()
     t = time.perf_counter()
     value = float(METRICS[metric](m, s))
@@ -63,19 +70,25 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("--frames", type=int, default=88, help="maps in one evaluation")
     ap.add_argument("--size", type=image_size, default=(1280, 960), help="WxH of each map")
+    ap.add_argument("--roi-share", type=float, default=1.0, metavar="SHARE",
+                    help="share of each map's rows inside the ROI; 0 outside it, as masked maps (default 1: none)")
     ap.add_argument("--child", choices=list(METRICS), help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if not 0.0 < args.roi_share <= 1.0:
+        ap.error(f"--roi-share must be in (0, 1], got {args.roi_share}")
     w, h = args.size
     if args.child:
-        print(json.dumps(child(args.child, args.frames, w, h)))
+        print(json.dumps(child(args.child, args.frames, w, h, args.roi_share)))
         return
     pixels = args.frames * w * h
-    print(f"{args.frames} maps of {w}x{h} ({pixels / 1e6:.0f} M pixels, float32); {platform.machine()}, "
-          f"{os.cpu_count()} cores, Python {platform.python_version()}, numpy {np.__version__}\n")
+    print(f"{args.frames} maps of {w}x{h} ({pixels / 1e6:.0f} M pixels, float32, ROI {args.roi_share:.0%} of the "
+          f"rows); {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+          f"numpy {np.__version__}\n")
     print("| metric | seconds | peak above the data (MB) | bytes per pixel | memory / baseline | time / baseline |")
     print("|---|---|---|---|---|---|")
     runs = {name: json.loads(subprocess.run(
-        [sys.executable, __file__, "--child", name, "--frames", str(args.frames), "--size", f"{w}x{h}"],
+        [sys.executable, __file__, "--child", name, "--frames", str(args.frames), "--size", f"{w}x{h}",
+         "--roi-share", str(args.roi_share)],
         check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]) for name in METRICS}
     base = runs[BASELINE]
     for name, r in runs.items():

@@ -133,11 +133,13 @@ def test_preprocess_speed_times_each_step_against_its_baseline() -> None:
 
 
 def test_metric_memory_measures_each_pixel_metric_against_one_roc_curve() -> None:
-    out = _run("metric_memory.py", "--frames", "4", "--size", "64x48", timeout=300)
+    out = _run("metric_memory.py", "--frames", "4", "--size", "64x48", "--roi-share", "0.25", timeout=300)
     rows = {line.split(" | ")[0]: line for line in out.splitlines() if line.startswith("| ")}
     assert list(rows)[1:] == ["| roc_auc_score (baseline)", "| aupro", "| pixel_metrics"]
     assert rows["| roc_auc_score (baseline)"].endswith("| 1.00x | 1.00x |")
-    assert "4 maps of 64x48 (0 M pixels, float32)" in out
+    assert "4 maps of 64x48 (0 M pixels, float32, ROI 25% of the rows)" in out
+    proc = _proc("metric_memory.py", "--roi-share", "0")
+    assert proc.returncode == 2 and "--roi-share must be in (0, 1]" in proc.stderr
 
 
 def test_backbone_study_compares_against_the_random_trunk(tmp_path: Path) -> None:

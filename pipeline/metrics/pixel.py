@@ -10,7 +10,7 @@ import numpy.typing as npt
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from pipeline.metrics.aupro import aupro
-from pipeline.metrics.thresholds import OperatingPoint, best_iou_point, point_at
+from pipeline.metrics.thresholds import OperatingPoint, best_iou_point, distinct_pairs, point_at
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,13 +40,18 @@ def pixel_metrics(masks: npt.ArrayLike, maps: npt.ArrayLike, valid: npt.ArrayLik
     s = np.asarray(maps, np.float32)
     if m.shape != s.shape:
         raise ValueError(f"masks {m.shape} and maps {s.shape} differ")
-    sel = np.ones(m.shape, bool) if valid is None else np.asarray(valid, bool)
-    y, v = m[sel], s[sel]
+    # each distinct (label, score) pair once, with its count: exact, in a fraction of the memory
+    if valid is None:
+        y, v, n = distinct_pairs(m, s)
+    else:
+        sel = np.asarray(valid, bool)
+        y, v, n = distinct_pairs(m[sel], s[sel])
     if not y.any() or y.all():
         raise ValueError("pixel metrics need both anomalous and normal pixels")
-    pt = point_at(y, v, threshold) if threshold is not None else best_iou_point(y, v)
-    return PixelMetrics(float(roc_auc_score(y, v)), float(average_precision_score(y, v)), aupro(m, s, fpr_limit),
-                        pt.iou, pt.precision, pt.recall, pt.f1, pt.fp_share, pt)
+    pt = point_at(y, v, threshold, n) if threshold is not None else best_iou_point(y, v, n)
+    auroc = float(roc_auc_score(y, v, sample_weight=n))
+    au_pr = float(average_precision_score(y, v, sample_weight=n))
+    return PixelMetrics(auroc, au_pr, aupro(m, s, fpr_limit), pt.iou, pt.precision, pt.recall, pt.f1, pt.fp_share, pt)
 
 
 def peak_in_defect_by_type(types: Sequence[str], maps: npt.ArrayLike, masks: npt.ArrayLike,

@@ -146,6 +146,31 @@ def test_iou_optimal_threshold_is_the_best_over_all_thresholds() -> None:
     assert pt.iou == pytest.approx(brute[0])
 
 
+def test_pixel_metrics_on_masked_maps_full_of_ties_equal_scikit_learn_on_every_pixel() -> None:
+    """Maps zero outside a band, as a masked model's are, with coarse scores inside it: the metrics
+    computed on the distinct (label, score) pairs equal scikit-learn's on every pixel, and the
+    IoU-optimal point's counts equal a threshold-by-threshold count."""
+    rng = np.random.default_rng(5)
+    masks = np.zeros((4, 30, 40), bool)
+    masks[1, 12:16, 5:30] = masks[3, 10:13, 20:38] = True
+    maps = (np.round(rng.random(masks.shape) * 8) + masks * 3).astype(np.float32)
+    maps[:, :8] = maps[:, 20:] = 0.0  # outside the ROI band
+    valid = np.zeros(masks.shape, bool)
+    valid[:, 8:20] = True
+    y, s = masks.ravel(), maps.ravel()
+    for sel in (None, valid):
+        p = pixel_metrics(masks, maps, valid=sel)
+        yy, ss = (y, s) if sel is None else (masks[sel], maps[sel])
+        assert p.auroc == pytest.approx(roc_auc_score(yy, ss), abs=1e-12)
+        assert p.au_pr == pytest.approx(average_precision_score(yy, ss), abs=1e-12)
+        best = max((int((yy & (ss >= t)).sum()) / int((yy | (ss >= t)).sum()), float(t)) for t in np.unique(ss))
+        assert p.iou == pytest.approx(best[0]) and p.point.threshold == best[1]
+        assert p.point.tp + p.point.fn == int(yy.sum()) and p.point.fp == int((~yy & (ss >= best[1])).sum())
+    fixed = pixel_metrics(masks, maps, threshold=9.0).point
+    assert (fixed.tp, fixed.fp, fixed.fn) == (int((y & (s >= 9)).sum()), int((~y & (s >= 9)).sum()),
+                                              int((y & (s < 9)).sum()))
+
+
 def test_pixel_metrics_and_aupro_of_a_perfect_and_a_blind_detector() -> None:
     masks = np.zeros((2, 16, 16), bool)
     masks[0, 4:8, 4:8] = True
