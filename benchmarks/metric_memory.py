@@ -2,7 +2,8 @@
 frames one evaluation can hold.
 
 Every metric is exact over all pixels, so its memory grows with frames x pixels. Each one runs in a
-fresh process on the same data: ``--frames`` float32 maps of ``--size`` pixels, uniform noise, and
+fresh process on the same data: ``--frames`` float32 maps of ``--size`` pixels, uniform noise (drawn in
+float64: as many distinct values as float32 holds, as a model's smooth maps have), and
 on the second half of the frames a planted 40x30 px defect that scores 0.5 higher. With
 ``--roi-share`` below 1, only a horizontal band of that share of each map's rows (around the defect)
 keeps its scores and the rest holds 0, as a masked model's maps do outside their ROI (the twin's ROI
@@ -55,7 +56,9 @@ def child(metric: str, frames: int, w: int, h: int, roi_share: float) -> dict[st
     rng = np.random.default_rng(0)
     m = np.zeros((frames, h, w), bool)
     m[frames // 2:, h // 2 - 15:h // 2 + 15, w // 2 - 20:w // 2 + 20] = True
-    s = rng.random(m.shape, dtype=np.float32)
+    s = np.empty(m.shape, np.float32)
+    for i in range(frames):  # drawn in float64, one frame at a time: float32 draws hold only 2^24 values
+        s[i] = rng.random((h, w))
     s[m] += 0.5
     band = max(1, round(h * roi_share))
     s[:, :h // 2 - band // 2] = 0.0

@@ -216,11 +216,12 @@ def test_aupro_matches_a_threshold_by_threshold_count_over_images_regions_ties_a
         fpr.append((above & ~masks).sum() / (~masks).sum())
         pro.append(np.mean([(above & r).sum() / r.sum() for r in regions]))
     f, p_ = np.array(fpr), np.array(pro)
-    cut = f <= 0.3
-    x, y = np.r_[f[cut], 0.3], np.r_[p_[cut], np.interp(0.3, f, p_)]
-    expected = np.trapezoid(y, x) / 0.3
-    for dtype in (np.float64, np.float32, np.uint8):
-        assert aupro(masks, maps.astype(dtype)) == pytest.approx(expected, abs=1e-12)
+    for limit in (0.3, 0.05, 1.0):  # the curve is cut past the limit: a small, the usual and no cut
+        cut = f <= limit
+        x, y = np.r_[f[cut], limit], np.r_[p_[cut], np.interp(limit, f, p_)]
+        expected = np.trapezoid(y, x) / limit
+        for dtype in (np.float64, np.float32, np.uint8):
+            assert aupro(masks, maps.astype(dtype), fpr_limit=limit) == pytest.approx(expected, abs=1e-12)
 
 
 def test_size_tertiles_count_misses_per_view_and_bin() -> None:
