@@ -2,9 +2,9 @@
 frames one evaluation can hold.
 
 Every metric is exact over all pixels, so its memory grows with frames x pixels. Each one runs in a
-fresh process on the same data: ``--frames`` float32 maps of ``--size`` pixels, uniform noise (drawn in
-float64: as many distinct values as float32 holds, as a model's smooth maps have), and
-on the second half of the frames a planted 40x30 px defect that scores 0.5 higher. With
+fresh process on the same data: ``--frames`` float32 maps of ``--size`` pixels, uniform noise
+(drawn in float64: as many distinct values as float32 holds, as a model's smooth maps have), and on
+the second half of the frames a planted 40x30 px defect that scores 0.5 higher. With
 ``--roi-share`` below 1, only a horizontal band of that share of each map's rows (around the defect)
 keeps its scores and the rest holds 0, as a masked model's maps do outside their ROI (the twin's ROI
 is about 5 % of a frame): the pixel metrics then see mostly ties. The peak is the process's maximum

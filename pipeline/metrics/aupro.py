@@ -3,8 +3,8 @@
 Exact over all thresholds: pixels are sorted by score; each normal pixel adds 1/N_normal to the FPR,
 each pixel of GT region k adds 1/(|region k|·K) to the mean PRO (normal pixels of equal score are
 taken together; below the first threshold past the FPR limit, no pixel is needed). Regions are
-8-connected components of each image's GT mask. The curve is cut at ``fpr_limit`` (interpolated) and integrated with the
-trapezoid rule, then divided by ``fpr_limit`` so a perfect detector scores 1.
+8-connected components of each image's GT mask. The curve is cut at ``fpr_limit`` (interpolated)
+and integrated with the trapezoid rule, then divided by ``fpr_limit`` so a perfect detector scores 1.
 """
 
 from __future__ import annotations
