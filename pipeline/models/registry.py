@@ -86,7 +86,7 @@ MODELS: dict[str, ModelEntry] = {
     "memseg": ModelEntry("memseg", "1.0", memseg.MemSegConfig, memseg.PRESETS, memseg.build, memseg_fit.fit,
                          "ResNet18 from scratch + memory of normal features + MSFF + decoder, Perlin anomalies",
                          memseg.score_top_fraction),
-    "seamseg": ModelEntry("seamseg", "2.0", seamseg.SeamSegConfig, seamseg.PRESETS, seamseg.build, seamseg_fit.fit,
+    "seamseg": ModelEntry("seamseg", "2.1", seamseg.SeamSegConfig, seamseg.PRESETS, seamseg.build, seamseg_fit.fit,
                           "ours: conv head on the per-pixel Gaussian's statistics, trained on synthetic seam defects",
                           _map_max, contrast_pool_px=1),  # no max-pool: +0.047 image AUROC over 3 viewpoints
 }

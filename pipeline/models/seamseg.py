@@ -6,9 +6,10 @@ frames, trained on synthetic seam defects.
 The per-pixel Gaussian baseline scores a pixel by its distance from the training frames' mean; its
 largest responses on normal frames are beads lying a pixel or two beside the mean bead, and an empty
 seam stays inside the normal spread (docs/benchmarks.md). SeamSeg keeps those statistics as input
-and learns what a defect looks like against them: seven feature planes per pixel (the grey input,
+and learns what a defect looks like against them: nine feature planes per pixel (the grey input,
 its squared z-score under the per-pixel Gaussian, the Gaussian's mean and standard deviation, the
-ROI, and the z-score and mean under the *nearest frames' Gaussian*) go through five 3x3 convolutions
+ROI, the z-score and mean under the *nearest frames' Gaussian*, and the *gap depth* and its z-score
+under the nearest frames') go through five 3x3 convolutions
 (dilations 1, 2, 4, 8, 1; a receptive field of 33 px) and a 1x1 one, added to the Gaussian's own
 log-score, to a defect probability.
 
@@ -18,6 +19,11 @@ parallax of a few pixels, so the Gaussian of all training frames spreads a bead 
 than a misaligned bead's jog. The ``neighbours`` training frames most like the input (a blurred,
 4x-averaged grey descriptor; a memory bank of the training frames' grey levels) were taken at about
 the same travel, and their mean lays each bead where the input's own should be.
+
+The gap depth: a hole leaves a gap of a few pixels in a bead, about as large a z-score as a normal
+bead's jitter. A morphological closing wider than the gap fills it and leaves the bead and open
+paint as they were, so closing minus input is large in the gap alone (about +0.06 image AUROC over
+three viewpoints, holes and narrowings most; docs/benchmarks.md).
 It is trained (:mod:`pipeline.models.seamseg_fit`) on the paper's five seam defect types made by
 :mod:`pipeline.data.synth2d` on the training frames themselves (optionally on the raw frames, before the
 contrast step: ``draw_on_frames``), against the normal frames' own variation, so no defect image is needed.
@@ -53,7 +59,9 @@ class SeamSegConfig:
     defects on those frames and remake the inputs from them, instead of drawing on the inputs. Off by
     default: over three viewpoints it gained at one and lost at another (docs/benchmarks.md).
     ``strand_opacity``, ``hole_through_share`` and ``hole_radius_widths``: the generator's options of
-    those names (:class:`pipeline.data.synth2d.SynthConfig`).
+    those names (:class:`pipeline.data.synth2d.SynthConfig`). ``gap_px``: the size of the closing that
+    gives the two gap planes (:func:`gap_planes`); None: ``GAP_PX_AT_640`` per 640 px of input width
+    (:meth:`gap_size_px`), 0: no gap planes (the model before version 2.1).
     """
 
     input_size_wh: tuple[int, int] = (640, 480)
@@ -76,8 +84,11 @@ class SeamSegConfig:
     strand_opacity: float = 1.0
     hole_through_share: float = 0.0
     hole_radius_widths: tuple[float, float] = (0.3, 0.5)
+    gap_px: int | None = None
 
     def __post_init__(self) -> None:
+        if self.gap_px not in (None, 0) and (self.gap_px < 3 or self.gap_px % 2 == 0):
+            raise ConfigError(f"SeamSeg's gap_px must be None (scaled), 0 (off) or odd and >= 3, got {self.gap_px}")
         if self.neighbours < 1 or self.max_bank_frames < 1:
             raise ConfigError(f"SeamSeg needs neighbours >= 1 and max_bank_frames >= 1, got {self.neighbours} "
                               f"and {self.max_bank_frames}")
@@ -85,9 +96,22 @@ class SeamSegConfig:
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigError(f"SeamSeg's {name} must be in [0, 1], got {getattr(self, name)}")
 
+    def gap_size_px(self) -> int:
+        """The gap planes' closing size: ``gap_px`` as set, else ``GAP_PX_AT_640`` scaled to the input's
+        width and rounded to an odd size of at least 3 px (11 px at 640 px, 3 px at 160 px); 0: none."""
+        if self.gap_px is not None:
+            return self.gap_px
+        return max(3, 2 * round((GAP_PX_AT_640 * self.input_size_wh[0] / 640 - 1) / 2) + 1)
 
-#: feature planes per pixel (see :func:`feature_planes`)
+
+#: feature planes per pixel (see :func:`feature_planes`), and the two gap planes (:func:`gap_planes`)
 PLANES = 7
+GAP_PLANES = 2
+#: the gap planes' closing size at 640 px of input width: wider than a hole (5-12 mm, 2-4 px at 640x480),
+#: narrower than the paint between two beads
+GAP_PX_AT_640 = 11
+#: the variance floor of the nearest frames' gap depth (0..255 units squared)
+GAP_MIN_VAR = 9.0
 #: a frame's descriptor for the nearest-frame search: its grey level blurred by this sigma (px) and
 #: averaged over KEY_POOL_PX x KEY_POOL_PX blocks (160x120 values for a 640x480 input)
 KEY_BLUR_PX = 2.0
@@ -120,18 +144,50 @@ class FrameKeys(nn.Module):
         return F.avg_pool2d(self.blur(g), KEY_POOL_PX).flatten(1)
 
 
-def neighbour_stats(keys: torch.Tensor, bank: torch.Tensor, bank_keys: torch.Tensor, k: int,
-                    min_var: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """The mean and variance (N, 1, H, W) of the ``k`` frames of ``bank`` (M, H, W) uint8 whose
-    ``bank_keys`` (M, D) are nearest (squared distance) to each input's ``keys`` (N, D); the variance
-    floored at ``min_var``."""
+def nearest_frames(keys: torch.Tensor, bank: torch.Tensor, bank_keys: torch.Tensor, k: int) -> torch.Tensor:
+    """The ``k`` frames (N, k, H, W) float of ``bank`` (M, H, W) uint8 whose ``bank_keys`` (M, D) are
+    nearest (squared distance) to each input's ``keys`` (N, D)."""
     n, (h, w) = keys.shape[0], bank.shape[1:]
     d = ((keys[:, None, :] - bank_keys[None]) ** 2).sum(-1)  # (N, M), exact rather than the expanded form
     idx = torch.topk(d, k, dim=1, largest=False).indices
-    frames = bank.index_select(0, idx.reshape(-1)).reshape(n, k, h, w).float()
+    return bank.index_select(0, idx.reshape(-1)).reshape(n, k, h, w).float()
+
+
+def spread(frames: torch.Tensor, min_var: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The mean and variance (N, 1, H, W) of ``frames`` (N, k, H, W), the variance floored at ``min_var``."""
     mean = frames.mean(dim=1, keepdim=True)
-    var = ((frames - mean) ** 2).mean(dim=1, keepdim=True).clamp_min(min_var)
-    return mean, var
+    return mean, ((frames - mean) ** 2).mean(dim=1, keepdim=True).clamp_min(min_var)
+
+
+def neighbour_stats(keys: torch.Tensor, bank: torch.Tensor, bank_keys: torch.Tensor, k: int,
+                    min_var: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The mean and variance (N, 1, H, W) of the :func:`nearest_frames`, the variance floored at ``min_var``."""
+    return spread(nearest_frames(keys, bank, bank_keys, k), min_var)
+
+
+def gap_depth(g: torch.Tensor, size_px: int) -> torch.Tensor:
+    """How far a morphological closing (``size_px`` square) of ``g`` (N, C, H, W) lies above it: large in
+    a dark gap narrower than ``size_px`` between bright pixels, as a hole leaves in a bead of the
+    contrast image, and zero on a bead or open paint."""
+    c, h, w = g.shape[1:]
+    flat = g.reshape(-1, 1, h, w)
+    closed = -_square_max(-_square_max(flat, size_px), size_px)
+    return (closed - flat).reshape(-1, c, h, w)
+
+
+def _square_max(x: torch.Tensor, size_px: int) -> torch.Tensor:
+    """The maximum over each pixel's ``size_px`` square (outside the frame ignored), as a row then a column
+    pass: the same values, 2k instead of k² comparisons a pixel."""
+    pad = size_px // 2
+    rows = F.max_pool2d(x, (1, size_px), 1, (0, pad))
+    return F.max_pool2d(rows, (size_px, 1), 1, (pad, 0))
+
+
+def gap_planes(g: torch.Tensor, size_px: int, near_mean: torch.Tensor, near_var: torch.Tensor) -> torch.Tensor:
+    """(N, 1, H, W) grey and the nearest frames' gap-depth mean and variance → (N, GAP_PLANES, H, W):
+    the gap depth / 64 and log(1 + z²) of it under the nearest frames'."""
+    gap = gap_depth(g, size_px)
+    return torch.cat([gap / 64.0, torch.log1p((gap - near_mean) ** 2 / near_var)], dim=1)
 
 
 def feature_planes(x: torch.Tensor, mean: torch.Tensor, inv_var: torch.Tensor, roi: torch.Tensor,
@@ -160,10 +216,10 @@ class Head(nn.Module):
     small one is a defect (an empty seam).
     """
 
-    def __init__(self, channels: int) -> None:
+    def __init__(self, channels: int, planes: int = PLANES) -> None:
         super().__init__()
         c = channels
-        layers: list[nn.Module] = [nn.Conv2d(PLANES, c, 3, padding=1), nn.ReLU()]
+        layers: list[nn.Module] = [nn.Conv2d(planes, c, 3, padding=1), nn.ReLU()]
         for d in (2, 4, 8, 1):
             layers += [nn.Conv2d(c, c, 3, padding=d, dilation=d), nn.ReLU()]
         out = nn.Conv2d(c, 1, 1)
@@ -193,23 +249,32 @@ class SeamSegNet(nn.Module):
         w, h = cfg.input_size_wh
         self.neighbours = cfg.neighbours
         self.neighbour_min_var = cfg.neighbour_min_var
+        self.gap_px = cfg.gap_size_px()
         self.register_buffer("mean", torch.zeros(1, 3, h, w))
         self.register_buffer("inv_var", torch.ones(1, 3, h, w))
         self.register_buffer("roi", torch.ones(1, 1, h, w))
         self.register_buffer("memory_bank", torch.zeros(0, h, w, dtype=torch.uint8))
         self.register_buffer("memory_bank_keys", torch.zeros(0, (h // KEY_POOL_PX) * (w // KEY_POOL_PX)))
         self.keys = FrameKeys()
-        self.head = Head(cfg.channels)
+        self.head = Head(cfg.channels, PLANES + (GAP_PLANES if self.gap_px else 0))
         self.blur = GaussianBlur(cfg.blur_sigma_px)
 
-    def near_stats(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The nearest training frames' mean and variance (N, 1, H, W) for inputs (N, 3, H, W)."""
-        g = grey(x)
+    def near_stats(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The nearest training frames' mean and variance (N, 1, H, W) for inputs (N, 3, H, W), then with
+        ``gap_px`` those of their gap depths."""
         k = min(self.neighbours, int(self.memory_bank.shape[0]))
-        return neighbour_stats(self.keys(g), self.memory_bank, self.memory_bank_keys, k, self.neighbour_min_var)
+        frames = nearest_frames(self.keys(grey(x)), self.memory_bank, self.memory_bank_keys, k)
+        stats = spread(frames, self.neighbour_min_var)
+        return stats + spread(gap_depth(frames, self.gap_px), GAP_MIN_VAR) if self.gap_px else stats
+
+    def planes(self, x: torch.Tensor, near: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        """The head's input planes of ``x`` (N, 3, H, W) with the Gaussian's statistics (cut to x's size)
+        and ``near`` as :meth:`near_stats` gives them."""
+        p = feature_planes(x, self.mean, self.inv_var, self.roi, near[0], near[1])
+        return torch.cat([p, gap_planes(grey(x), self.gap_px, *near[2:])], dim=1) if self.gap_px else p
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        logits = self.head(feature_planes(x, self.mean, self.inv_var, self.roi, *self.near_stats(x)))
+        logits = self.head(self.planes(x, self.near_stats(x)))
         maps = self.blur(torch.sigmoid(logits))
         return maps.flatten(1).amax(dim=1), maps
 
@@ -218,5 +283,6 @@ def build(cfg: SeamSegConfig) -> SeamSegNet:
     return SeamSegNet(cfg)
 
 
-__all__ = ["PLANES", "PRESETS", "FrameKeys", "SeamSegConfig", "SeamSegNet", "build", "feature_planes", "grey",
-           "neighbour_stats"]
+__all__ = ["GAP_MIN_VAR", "GAP_PLANES", "GAP_PX_AT_640", "PLANES", "PRESETS", "FrameKeys", "SeamSegConfig",
+           "SeamSegNet", "build", "feature_planes", "gap_depth", "gap_planes", "grey", "nearest_frames",
+           "neighbour_stats", "spread"]

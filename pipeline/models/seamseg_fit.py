@@ -15,7 +15,17 @@ import torch.nn.functional as F  # noqa: N812
 from pipeline.models.contract import U8, to_network_input
 from pipeline.models.errors import TrainingError
 from pipeline.models.gaussian import pixel_stats
-from pipeline.models.seamseg import SeamSegConfig, SeamSegNet, feature_planes, grey, neighbour_stats
+from pipeline.models.seamseg import (
+    GAP_MIN_VAR,
+    SeamSegConfig,
+    SeamSegNet,
+    feature_planes,
+    gap_depth,
+    gap_planes,
+    grey,
+    nearest_frames,
+    spread,
+)
 from pipeline.models.training import FitContext, InputSources, seed_everything
 from pipeline.twin.defects import DEFECT_TYPES
 
@@ -128,11 +138,15 @@ def fit(cfg: SeamSegConfig, images: U8, ctx: FitContext) -> SeamSegNet:
     with torch.no_grad():
         keys = net.keys(g)
     # a block's frames find their nearest frames among the other blocks' frames, as an unseen vehicle's do
-    near_mean, near_var = torch.empty_like(g), torch.empty_like(g)
+    gap_px = cfg.gap_size_px()
+    near = [torch.empty_like(g) for _ in range(4 if gap_px else 2)]  # mean, var[, gap mean, gap var]
     for b in range(folds):
         inside, others = torch.from_numpy(block == b), torch.from_numpy(block != b)
-        near_mean[inside], near_var[inside] = neighbour_stats(
-            keys[inside], bank[others], keys[others], min(cfg.neighbours, int(others.sum())), cfg.neighbour_min_var)
+        frames = nearest_frames(keys[inside], bank[others], keys[others], min(cfg.neighbours, int(others.sum())))
+        near[0][inside], near[1][inside] = spread(frames, cfg.neighbour_min_var)
+        if gap_px:
+            near[2][inside], near[3][inside] = spread(gap_depth(frames, gap_px), GAP_MIN_VAR)
+        del frames
     synth = synthetic_defects(u8, roi, cfg, rng, sources)
     if not synth:
         raise TrainingError("SeamSeg found no sealant bead to plant synthetic defects on "
@@ -146,12 +160,24 @@ def fit(cfg: SeamSegConfig, images: U8, ctx: FitContext) -> SeamSegNet:
         x0 = int(np.clip(cx - crop // 2, 0, w - crop))
         return slice(y0, y0 + crop), slice(x0, x0 + crop)
 
-    def planes(chw: F32, i: int, ys: slice, xs: slice) -> torch.Tensor:
-        """Feature planes (PLANES, crop, crop) of a (3, crop, crop) input cut at ``ys, xs`` from (a
-        defect planted on) training frame ``i``, with the statistics of the frames outside its block."""
+    def planes(src: npt.NDArray[np.float32 | np.uint8], i: int, ys: slice, xs: slice) -> torch.Tensor:
+        """Feature planes (planes, crop, crop) of the (3, crop, crop) input cut at ``ys, xs`` from ``src``
+        (3, H, W): training frame ``i`` or a defect planted on it, with the statistics of the frames outside
+        its block. The gap planes are cut from the planes of a region ``gap_px - 1`` wider on each side
+        (the closing's reach), so that they equal those of the whole frame."""
         mean, inv_var = held_out[int(block[i])]
-        return feature_planes(torch.from_numpy(chw[None]), mean[..., ys, xs], inv_var[..., ys, xs],
-                              roi_t[..., ys, xs], near_mean[i:i + 1, :, ys, xs], near_var[i:i + 1, :, ys, xs])[0]
+        chw = torch.from_numpy(np.ascontiguousarray(src[:, ys, xs], np.float32))[None]
+        p = feature_planes(chw, mean[..., ys, xs], inv_var[..., ys, xs], roi_t[..., ys, xs],
+                           near[0][i:i + 1, :, ys, xs], near[1][i:i + 1, :, ys, xs])[0]
+        if not gap_px:
+            return p
+        pad = gap_px - 1
+        wy = slice(max(0, ys.start - pad), min(h, ys.stop + pad))
+        wx = slice(max(0, xs.start - pad), min(w, xs.stop + pad))
+        wide = grey(torch.from_numpy(np.ascontiguousarray(src[:, wy, wx], np.float32))[None])
+        gp = gap_planes(wide, gap_px, near[2][i:i + 1, :, wy, wx], near[3][i:i + 1, :, wy, wx])[0]
+        y0, x0 = ys.start - wy.start, xs.start - wx.start
+        return torch.cat([p, gp[:, y0:y0 + crop, x0:x0 + crop]])
 
     def sample(k: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Even ``k``: a crop around a synthetic defect; odd: a normal frame at a random ROI pixel."""
@@ -161,12 +187,11 @@ def fit(cfg: SeamSegConfig, images: U8, ctx: FitContext) -> SeamSegNet:
             j = int(rng.integers(len(py)))
             jitter = rng.integers(-(crop // 3), crop // 3 + 1, size=2)
             ys, xs = crop_at(int(py[j] + jitter[0]), int(px[j] + jitter[1]))
-            chw = np.ascontiguousarray(img[ys, xs].transpose(2, 0, 1), np.float32)
-            return planes(chw, i, ys, xs), torch.from_numpy(mask[None, ys, xs].astype(np.float32))
+            return planes(img.transpose(2, 0, 1), i, ys, xs), torch.from_numpy(mask[None, ys, xs].astype(np.float32))
         i = int(rng.integers(n))
         cy, cx = roi_px[int(rng.integers(len(roi_px)))]
         ys, xs = crop_at(int(cy), int(cx))
-        return planes(np.ascontiguousarray(x[i][:, ys, xs]), i, ys, xs), torch.zeros(1, crop, crop)
+        return planes(x[i], i, ys, xs), torch.zeros(1, crop, crop)
 
     opt = torch.optim.Adam(net.head.parameters(), lr=cfg.lr)
     total = ctx.max_steps or cfg.steps

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.models import FitContext, TrainedModel, train
+from pipeline.models import FitContext, TrainedModel, load_model, save, train
 from pipeline.models.errors import ConfigError, TrainingError
-from pipeline.models.seamseg import PRESETS, FrameKeys, SeamSegConfig, SeamSegNet, neighbour_stats
+from pipeline.models.seamseg import PRESETS, FrameKeys, SeamSegConfig, SeamSegNet, gap_depth, neighbour_stats
 from pipeline.models.seamseg_fit import bead_mask, synthetic_defects
 from pipeline.models.training import InputSources
 from pipeline.preprocess import PreprocessConfig, Preprocessor, load_preprocessed, save_preprocessed, train_preprocessed
@@ -166,3 +166,35 @@ def test_a_seamseg_drawing_on_the_frames_trains_at_an_input_size_other_than_the_
     pred = model.predict(view.frames[:2])
     assert pred.maps.shape == (2, 96, 128) and np.isfinite(pred.scores).all()
     assert model.preprocessor.config.contrast_pool_px == 1, "SeamSeg's own default: no max-pool"
+
+
+def test_the_gap_depth_is_the_hole_in_a_bead_and_zero_on_the_bead_and_the_paint() -> None:
+    g = torch.full((1, 1, 20, 30), 20.0)
+    g[..., 9:11, :] = 200.0  # a bead two pixels high along the frame
+    g[..., 9:11, 12:15] = 20.0  # a hole three pixels long through it
+    depth = gap_depth(g, 5)
+    expected = torch.zeros_like(g)
+    expected[..., 9:11, 12:15] = 180.0
+    torch.testing.assert_close(depth, expected)
+    assert not gap_depth(g, 3)[..., 9:11, 12:15].any(), "a closing narrower than the hole does not fill it"
+
+
+def test_a_seamseg_with_gap_planes_exports_and_onnx_gives_its_maps(tmp_path: Path) -> None:
+    frames = _frames(10)
+    model = train("seamseg", frames[:8], preset="tiny", ctx=FitContext(seed=0, max_steps=20), gap_px=5)
+    assert isinstance(model.net, SeamSegNet) and model.net.head.body[0].in_channels == 9
+    val = frames[8:].copy()
+    val[1, 50:53, 77:82] = 22  # a hole through the bead
+    save(model, tmp_path, parity_images=val)
+    ref = model.predict(val)
+    got = load_model(tmp_path, runtime="onnx").predict(val)
+    np.testing.assert_allclose(got.maps, ref.maps, rtol=1e-3, atol=1e-4)
+    with pytest.raises(ConfigError, match="gap_px must be None"):
+        dataclasses.replace(PRESETS["tiny"], gap_px=4)
+
+
+def test_the_gap_planes_scale_with_the_input_and_can_be_switched_off() -> None:
+    assert PRESETS["paper"].gap_size_px() == 11 and PRESETS["tiny"].gap_size_px() == 3  # 640 and 160 px wide
+    assert dataclasses.replace(PRESETS["paper"], input_size_wh=(1280, 960)).gap_size_px() == 21
+    assert SeamSegNet(PRESETS["tiny"]).head.body[0].in_channels == 9
+    assert SeamSegNet(dataclasses.replace(PRESETS["tiny"], gap_px=0)).head.body[0].in_channels == 7
