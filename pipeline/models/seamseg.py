@@ -19,14 +19,14 @@ parallax of a few pixels, so the Gaussian of all training frames spreads a bead 
 than a misaligned bead's jog. The ``neighbours`` training frames most like the input (a blurred,
 4x-averaged grey descriptor; a memory bank of the training frames' grey levels) were taken at about
 the same travel, and their mean lays each bead where the input's own should be.
-
-The gap depth: a hole leaves a gap of a few pixels in a bead, about as large a z-score as a normal
-bead's jitter. A morphological closing wider than the gap fills it and leaves the bead and open
-paint as they were, so closing minus input is large in the gap alone (about +0.06 image AUROC over
-three viewpoints, holes and narrowings most; docs/benchmarks.md).
 It is trained (:mod:`pipeline.models.seamseg_fit`) on the paper's five seam defect types made by
 :mod:`pipeline.data.synth2d` on the training frames themselves (optionally on the raw frames, before the
 contrast step: ``draw_on_frames``), against the normal frames' own variation, so no defect image is needed.
+
+The gap depth (version 2.1): a hole leaves a gap of a few pixels in a bead, about as large a z-score
+as a normal bead's jitter. A morphological closing wider than the gap fills it and leaves the bead
+and open paint as they were, so closing minus input is large in the gap alone (+0.045 image AUROC
+over three viewpoints, holes most; docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -267,14 +267,12 @@ class SeamSegNet(nn.Module):
         stats = spread(frames, self.neighbour_min_var)
         return stats + spread(gap_depth(frames, self.gap_px), GAP_MIN_VAR) if self.gap_px else stats
 
-    def planes(self, x: torch.Tensor, near: tuple[torch.Tensor, ...]) -> torch.Tensor:
-        """The head's input planes of ``x`` (N, 3, H, W) with the Gaussian's statistics (cut to x's size)
-        and ``near`` as :meth:`near_stats` gives them."""
-        p = feature_planes(x, self.mean, self.inv_var, self.roi, near[0], near[1])
-        return torch.cat([p, gap_planes(grey(x), self.gap_px, *near[2:])], dim=1) if self.gap_px else p
-
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        logits = self.head(self.planes(x, self.near_stats(x)))
+        near = self.near_stats(x)
+        planes = feature_planes(x, self.mean, self.inv_var, self.roi, near[0], near[1])
+        if self.gap_px:
+            planes = torch.cat([planes, gap_planes(grey(x), self.gap_px, *near[2:])], dim=1)
+        logits = self.head(planes)
         maps = self.blur(torch.sigmoid(logits))
         return maps.flatten(1).amax(dim=1), maps
 

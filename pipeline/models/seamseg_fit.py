@@ -30,7 +30,6 @@ from pipeline.models.training import FitContext, InputSources, seed_everything
 from pipeline.twin.defects import DEFECT_TYPES
 
 log = logging.getLogger(__name__)
-F32 = npt.NDArray[np.float32]
 Mask = npt.NDArray[np.bool_]
 #: the window whose median is the paint around a bead: wider than any bead a model input shows
 BEAD_WINDOW_PX = 9
