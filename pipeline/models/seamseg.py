@@ -61,7 +61,8 @@ class SeamSegConfig:
     ``strand_opacity``, ``hole_through_share`` and ``hole_radius_widths``: the generator's options of
     those names (:class:`pipeline.data.synth2d.SynthConfig`). ``gap_px``: the size of the closing that
     gives the two gap planes (:func:`gap_planes`); None: ``GAP_PX_AT_640`` per 640 px of input width
-    (:meth:`gap_size_px`), 0: no gap planes (the model before version 2.1).
+    (:meth:`gap_size_px`), 0: no gap planes (the model before version 2.1). ``deficit_px``: the window of
+    the two deficit planes (:func:`deficit_planes`); 0: none.
     """
 
     input_size_wh: tuple[int, int] = (640, 480)
@@ -85,10 +86,13 @@ class SeamSegConfig:
     hole_through_share: float = 0.0
     hole_radius_widths: tuple[float, float] = (0.3, 0.5)
     gap_px: int | None = None
+    deficit_px: int = 0
 
     def __post_init__(self) -> None:
         if self.gap_px not in (None, 0) and (self.gap_px < 3 or self.gap_px % 2 == 0):
             raise ConfigError(f"SeamSeg's gap_px must be None (scaled), 0 (off) or odd and >= 3, got {self.gap_px}")
+        if self.deficit_px != 0 and (self.deficit_px < 3 or self.deficit_px % 2 == 0):
+            raise ConfigError(f"SeamSeg's deficit_px must be 0 (off) or odd and >= 3, got {self.deficit_px}")
         if self.neighbours < 1 or self.max_bank_frames < 1:
             raise ConfigError(f"SeamSeg needs neighbours >= 1 and max_bank_frames >= 1, got {self.neighbours} "
                               f"and {self.max_bank_frames}")
@@ -104,14 +108,18 @@ class SeamSegConfig:
         return max(3, 2 * round((GAP_PX_AT_640 * self.input_size_wh[0] / 640 - 1) / 2) + 1)
 
 
-#: feature planes per pixel (see :func:`feature_planes`), and the two gap planes (:func:`gap_planes`)
+#: feature planes per pixel (see :func:`feature_planes`), the two gap planes (:func:`gap_planes`) and the two
+#: deficit planes (:func:`deficit_planes`)
 PLANES = 7
 GAP_PLANES = 2
+DEFICIT_PLANES = 2
 #: the gap planes' closing size at 640 px of input width: wider than a hole (5-12 mm, 2-4 px at 640x480),
 #: narrower than the paint between two beads
 GAP_PX_AT_640 = 11
 #: the variance floor of the nearest frames' gap depth (0..255 units squared)
 GAP_MIN_VAR = 9.0
+#: the variance floor of the nearest frames' window means (0..255 units squared)
+DEFICIT_MIN_VAR = 100.0
 #: a frame's descriptor for the nearest-frame search: its grey level blurred by this sigma (px) and
 #: averaged over KEY_POOL_PX x KEY_POOL_PX blocks (160x120 values for a 640x480 input)
 KEY_BLUR_PX = 2.0
@@ -190,6 +198,43 @@ def gap_planes(g: torch.Tensor, size_px: int, near_mean: torch.Tensor, near_var:
     return torch.cat([gap / 64.0, torch.log1p((gap - near_mean) ** 2 / near_var)], dim=1)
 
 
+def window_mean(g: torch.Tensor, size_px: int) -> torch.Tensor:
+    """The mean of (N, C, H, W) ``g`` over each pixel's ``size_px`` square (outside the frame left out)."""
+    return F.avg_pool2d(g, size_px, 1, size_px // 2, count_include_pad=False)
+
+
+def deficit_planes(g: torch.Tensor, size_px: int, near_mean: torch.Tensor, near_var: torch.Tensor) -> torch.Tensor:
+    """(N, 1, H, W) grey and the mean and variance of the nearest frames' :func:`window_mean` → (N,
+    DEFICIT_PLANES, H, W): how far the input's window mean lies below theirs / 64, and log(1 + z²) of that
+    deficit (zero where the input holds more): a narrowed or missing bead leaves less bright bead in the
+    window, while a bead moved by a pixel or two keeps most of it there, unlike a pixel's own grey level."""
+    deficit = near_mean - window_mean(g, size_px)
+    return torch.cat([deficit / 64.0, torch.log1p(deficit.clamp_min(0.0) ** 2 / near_var)], dim=1)
+
+
+def near_frame_stats(frames: torch.Tensor, min_var: float, gap_px: int, deficit_px: int) -> list[torch.Tensor]:
+    """The mean and variance (N, 1, H, W) of the nearest ``frames`` (N, k, H, W), then with ``gap_px`` those of
+    their gap depths, then with ``deficit_px`` those of their window means."""
+    stats = list(spread(frames, min_var))
+    if gap_px:
+        stats += spread(gap_depth(frames, gap_px), GAP_MIN_VAR)
+    if deficit_px:
+        stats += spread(window_mean(frames, deficit_px), DEFICIT_MIN_VAR)
+    return stats
+
+
+def extra_planes(g: torch.Tensor, gap_px: int, deficit_px: int, near: list[torch.Tensor]) -> list[torch.Tensor]:
+    """The gap planes (with ``gap_px``) then the deficit planes (with ``deficit_px``) of grey ``g``, from the
+    matching statistics of :func:`near_frame_stats` after its first two."""
+    out = []
+    if gap_px:
+        out.append(gap_planes(g, gap_px, near[0], near[1]))
+        near = near[2:]
+    if deficit_px:
+        out.append(deficit_planes(g, deficit_px, near[0], near[1]))
+    return out
+
+
 def feature_planes(x: torch.Tensor, mean: torch.Tensor, inv_var: torch.Tensor, roi: torch.Tensor,
                    near_mean: torch.Tensor, near_var: torch.Tensor) -> torch.Tensor:
     """(N, 3, H, W) 0..255, the Gaussian's (1, 3, H, W) statistics, the (1, 1, H, W) ROI and the nearest
@@ -250,28 +295,28 @@ class SeamSegNet(nn.Module):
         self.neighbours = cfg.neighbours
         self.neighbour_min_var = cfg.neighbour_min_var
         self.gap_px = cfg.gap_size_px()
+        self.deficit_px = cfg.deficit_px
         self.register_buffer("mean", torch.zeros(1, 3, h, w))
         self.register_buffer("inv_var", torch.ones(1, 3, h, w))
         self.register_buffer("roi", torch.ones(1, 1, h, w))
         self.register_buffer("memory_bank", torch.zeros(0, h, w, dtype=torch.uint8))
         self.register_buffer("memory_bank_keys", torch.zeros(0, (h // KEY_POOL_PX) * (w // KEY_POOL_PX)))
         self.keys = FrameKeys()
-        self.head = Head(cfg.channels, PLANES + (GAP_PLANES if self.gap_px else 0))
+        self.head = Head(cfg.channels, PLANES + (GAP_PLANES if self.gap_px else 0)
+                         + (DEFICIT_PLANES if self.deficit_px else 0))
         self.blur = GaussianBlur(cfg.blur_sigma_px)
 
-    def near_stats(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """The nearest training frames' mean and variance (N, 1, H, W) for inputs (N, 3, H, W), then with
-        ``gap_px`` those of their gap depths."""
+    def near_stats(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The nearest training frames' mean and variance (N, 1, H, W) for inputs (N, 3, H, W), then
+        those of their gap depths (with ``gap_px``) and of their window means (with ``deficit_px``)."""
         k = min(self.neighbours, int(self.memory_bank.shape[0]))
         frames = nearest_frames(self.keys(grey(x)), self.memory_bank, self.memory_bank_keys, k)
-        stats = spread(frames, self.neighbour_min_var)
-        return stats + spread(gap_depth(frames, self.gap_px), GAP_MIN_VAR) if self.gap_px else stats
+        return near_frame_stats(frames, self.neighbour_min_var, self.gap_px, self.deficit_px)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         near = self.near_stats(x)
         planes = feature_planes(x, self.mean, self.inv_var, self.roi, near[0], near[1])
-        if self.gap_px:
-            planes = torch.cat([planes, gap_planes(grey(x), self.gap_px, *near[2:])], dim=1)
+        planes = torch.cat([planes, *extra_planes(grey(x), self.gap_px, self.deficit_px, near[2:])], dim=1)
         logits = self.head(planes)
         maps = self.blur(torch.sigmoid(logits))
         return maps.flatten(1).amax(dim=1), maps
@@ -281,6 +326,27 @@ def build(cfg: SeamSegConfig) -> SeamSegNet:
     return SeamSegNet(cfg)
 
 
-__all__ = ["GAP_MIN_VAR", "GAP_PLANES", "GAP_PX_AT_640", "PLANES", "PRESETS", "FrameKeys", "SeamSegConfig",
-           "SeamSegNet", "build", "feature_planes", "gap_depth", "gap_planes", "grey", "nearest_frames",
-           "neighbour_stats", "spread"]
+__all__ = [
+    "DEFICIT_MIN_VAR",
+    "DEFICIT_PLANES",
+    "GAP_MIN_VAR",
+    "GAP_PLANES",
+    "GAP_PX_AT_640",
+    "PLANES",
+    "PRESETS",
+    "FrameKeys",
+    "SeamSegConfig",
+    "SeamSegNet",
+    "build",
+    "deficit_planes",
+    "extra_planes",
+    "feature_planes",
+    "gap_depth",
+    "gap_planes",
+    "grey",
+    "near_frame_stats",
+    "nearest_frames",
+    "neighbour_stats",
+    "spread",
+    "window_mean",
+]

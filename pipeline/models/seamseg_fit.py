@@ -16,15 +16,13 @@ from pipeline.models.contract import U8, to_network_input
 from pipeline.models.errors import TrainingError
 from pipeline.models.gaussian import pixel_stats
 from pipeline.models.seamseg import (
-    GAP_MIN_VAR,
     SeamSegConfig,
     SeamSegNet,
+    extra_planes,
     feature_planes,
-    gap_depth,
-    gap_planes,
     grey,
+    near_frame_stats,
     nearest_frames,
-    spread,
 )
 from pipeline.models.training import FitContext, InputSources, seed_everything
 from pipeline.twin.defects import DEFECT_TYPES
@@ -137,15 +135,16 @@ def fit(cfg: SeamSegConfig, images: U8, ctx: FitContext) -> SeamSegNet:
     with torch.no_grad():
         keys = net.keys(g)
     # a block's frames find their nearest frames among the other blocks' frames, as an unseen vehicle's do
-    gap_px = cfg.gap_size_px()
-    near = [torch.empty_like(g) for _ in range(4 if gap_px else 2)]  # mean, var[, gap mean, gap var]
+    gap_px, deficit_px = cfg.gap_size_px(), cfg.deficit_px
+    # mean, var[, gap mean, gap var][, window mean, window var]: see near_frame_stats
+    near = [torch.empty_like(g) for _ in range(2 + 2 * bool(gap_px) + 2 * bool(deficit_px))]
     for b in range(folds):
         inside, others = torch.from_numpy(block == b), torch.from_numpy(block != b)
         frames = nearest_frames(keys[inside], bank[others], keys[others], min(cfg.neighbours, int(others.sum())))
-        near[0][inside], near[1][inside] = spread(frames, cfg.neighbour_min_var)
-        if gap_px:
-            near[2][inside], near[3][inside] = spread(gap_depth(frames, gap_px), GAP_MIN_VAR)
-        del frames
+        stats = near_frame_stats(frames, cfg.neighbour_min_var, gap_px, deficit_px)
+        for whole, part in zip(near, stats, strict=True):
+            whole[inside] = part
+        del frames, stats
     synth = synthetic_defects(u8, roi, cfg, rng, sources)
     if not synth:
         raise TrainingError("SeamSeg found no sealant bead to plant synthetic defects on "
@@ -162,21 +161,22 @@ def fit(cfg: SeamSegConfig, images: U8, ctx: FitContext) -> SeamSegNet:
     def planes(src: npt.NDArray[np.float32 | np.uint8], i: int, ys: slice, xs: slice) -> torch.Tensor:
         """Feature planes (planes, crop, crop) of the (3, crop, crop) input cut at ``ys, xs`` from ``src``
         (3, H, W): training frame ``i`` or a defect planted on it, with the statistics of the frames outside
-        its block. The gap planes are cut from the planes of a region ``gap_px - 1`` wider on each side
-        (the closing's reach), so that they equal those of the whole frame."""
+        its block. The gap and deficit planes are cut from the planes of a region wider on each side by
+        their reach (``gap_px - 1``, the closing's; ``deficit_px // 2``), so that they equal those of the whole
+        frame."""
         mean, inv_var = held_out[int(block[i])]
         chw = torch.from_numpy(np.ascontiguousarray(src[:, ys, xs], np.float32))[None]
         p = feature_planes(chw, mean[..., ys, xs], inv_var[..., ys, xs], roi_t[..., ys, xs],
                            near[0][i:i + 1, :, ys, xs], near[1][i:i + 1, :, ys, xs])[0]
-        if not gap_px:
+        if not (gap_px or deficit_px):
             return p
-        pad = gap_px - 1
+        pad = max(gap_px - 1, deficit_px // 2)
         wy = slice(max(0, ys.start - pad), min(h, ys.stop + pad))
         wx = slice(max(0, xs.start - pad), min(w, xs.stop + pad))
         wide = grey(torch.from_numpy(np.ascontiguousarray(src[:, wy, wx], np.float32))[None])
-        gp = gap_planes(wide, gap_px, near[2][i:i + 1, :, wy, wx], near[3][i:i + 1, :, wy, wx])[0]
+        extra = torch.cat(extra_planes(wide, gap_px, deficit_px, [t[i:i + 1, :, wy, wx] for t in near[2:]]), dim=1)[0]
         y0, x0 = ys.start - wy.start, xs.start - wx.start
-        return torch.cat([p, gp[:, y0:y0 + crop, x0:x0 + crop]])
+        return torch.cat([p, extra[:, y0:y0 + crop, x0:x0 + crop]])
 
     def sample(k: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Even ``k``: a crop around a synthetic defect; odd: a normal frame at a random ROI pixel."""

@@ -13,7 +13,17 @@ import torch
 
 from pipeline.models import FitContext, TrainedModel, load_model, save, train
 from pipeline.models.errors import ConfigError, TrainingError
-from pipeline.models.seamseg import PRESETS, FrameKeys, SeamSegConfig, SeamSegNet, gap_depth, neighbour_stats
+from pipeline.models.seamseg import (
+    DEFICIT_PLANES,
+    PRESETS,
+    FrameKeys,
+    SeamSegConfig,
+    SeamSegNet,
+    deficit_planes,
+    gap_depth,
+    near_frame_stats,
+    neighbour_stats,
+)
 from pipeline.models.seamseg_fit import bead_mask, synthetic_defects
 from pipeline.models.training import InputSources
 from pipeline.preprocess import PreprocessConfig, Preprocessor, load_preprocessed, save_preprocessed, train_preprocessed
@@ -179,10 +189,31 @@ def test_the_gap_depth_is_the_hole_in_a_bead_and_zero_on_the_bead_and_the_paint(
     assert not gap_depth(g, 3)[..., 9:11, 12:15].any(), "a closing narrower than the hole does not fill it"
 
 
-def test_a_seamseg_with_gap_planes_exports_and_onnx_gives_its_maps(tmp_path: Path) -> None:
+def test_the_deficit_is_the_bead_a_narrowing_lost_and_not_a_bead_that_moved() -> None:
+    """Against frames whose bead lies four pixels high on rows 8-11 or 9-12, a bead narrowed to rows 9-10
+    shows a large deficit; a bead moved to rows 10-13 a smaller one, at the window's edge."""
+    def frame(top: int, height: int = 4, narrowed: slice = slice(0)) -> torch.Tensor:
+        f = torch.full((1, 1, 20, 30), 20.0)
+        f[..., top:top + height, :] = 200.0
+        f[..., top:top + height, narrowed] = 20.0
+        f[..., top + 1:top + 3, narrowed] = 200.0
+        return f
+
+    normal = torch.cat([frame(8), frame(9), frame(8), frame(9)], dim=1)  # (1, k=4, H, W)
+    _, _, mean, var = near_frame_stats(normal, 100.0, 0, 5)
+    narrowed = deficit_planes(frame(8, narrowed=slice(10, 20)), 5, mean, var)
+    moved = deficit_planes(frame(10), 5, mean, var)
+    assert narrowed.shape == (1, DEFICIT_PLANES, 20, 30)
+    assert narrowed[0, 0, 10, 13:17].min() * 64 > 50, "half the bead's grey level is gone from the window"
+    assert narrowed[0, 1, 10, 13:17].min() > 2, "far outside the normal frames' spread"
+    assert narrowed[0, 1, :, :5].max() < 1, "beside the narrowing: within the spread (a z-score of about 1)"
+    assert moved[0, 1].max() < narrowed[0, 1].max(), "a moved bead keeps most of its grey level in the window"
+
+
+def test_a_seamseg_with_gap_and_deficit_planes_exports_and_onnx_gives_its_maps(tmp_path: Path) -> None:
     frames = _frames(10)
-    model = train("seamseg", frames[:8], preset="tiny", ctx=FitContext(seed=0, max_steps=20), gap_px=5)
-    assert isinstance(model.net, SeamSegNet) and model.net.head.body[0].in_channels == 9
+    model = train("seamseg", frames[:8], preset="tiny", ctx=FitContext(seed=0, max_steps=20), gap_px=5, deficit_px=5)
+    assert isinstance(model.net, SeamSegNet) and model.net.head.body[0].in_channels == 11
     val = frames[8:].copy()
     val[1, 50:53, 77:82] = 22  # a hole through the bead
     save(model, tmp_path, parity_images=val)
@@ -198,3 +229,5 @@ def test_the_gap_planes_scale_with_the_input_and_can_be_switched_off_or_set_to_a
     assert SeamSegNet(dataclasses.replace(PRESETS["tiny"], gap_px=0)).head.body[0].in_channels == 7
     with pytest.raises(ConfigError, match="gap_px must be None"):
         dataclasses.replace(PRESETS["tiny"], gap_px=4)
+    with pytest.raises(ConfigError, match="deficit_px must be 0"):
+        dataclasses.replace(PRESETS["tiny"], deficit_px=2)
