@@ -292,8 +292,9 @@ def tables(runs: list[dict[str, Any]], models: list[str]) -> str:
     for m, k in groups:
         rs = pick(m, k)
         out.append(f"| {m}{MARK[k]} | " + " | ".join(_cell([r["pixel"][c] for r in rs]) for c in PIXEL) + " |")
-    out += ["", "Table 8 (CPU seconds per image at this size, batch 1, ONNX Runtime, with preprocessing; the paper's "
-            "figure is an RTX 3090 at full size, for reference only)", "",
+    out += ["", "Table 8 (CPU seconds per image at this size, batch 1, PyTorch eager as fitted, with preprocessing; "
+            "ONNX Runtime's: benchmarks/model_latency.py; the paper's figure is an RTX 3090 at full size, for "
+            "reference only)", "",
             "| model | s/image | / baseline (same run) | paper s/image |", "|---|---|---|---|"]
     paper = {"patchcore": 3.33, "memseg": 0.17, "efficientad-s": 0.09, "efficientad-m": 0.10, "simplenet": 0.26}
     base_s = float(np.mean([r["s_per_image"] for r in pick("gaussian", settings[0])] or [np.nan]))
