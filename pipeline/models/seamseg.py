@@ -27,6 +27,10 @@ The gap depth (version 2.1): a hole leaves a gap of a few pixels in a bead, abou
 as a normal bead's jitter. A morphological closing wider than the gap fills it and leaves the bead
 and open paint as they were, so closing minus input is large in the gap alone (+0.045 image AUROC
 over three viewpoints, holes most; docs/benchmarks.md).
+
+The deficit planes (an option, ``deficit_px``; off by default): how far the input's mean over a small
+square lies below its nearest frames', for a narrowed bead. Over three viewpoints they lifted narrowings
+and pixel F1 a little and image AUROC not at all (docs/benchmarks.md).
 """
 
 from __future__ import annotations

@@ -189,7 +189,7 @@ def test_the_gap_depth_is_the_hole_in_a_bead_and_zero_on_the_bead_and_the_paint(
     assert not gap_depth(g, 3)[..., 9:11, 12:15].any(), "a closing narrower than the hole does not fill it"
 
 
-def test_the_deficit_is_the_bead_a_narrowing_lost_and_not_a_bead_that_moved() -> None:
+def test_the_deficit_is_larger_where_a_bead_narrowed_than_where_it_moved() -> None:
     """Against frames whose bead lies four pixels high on rows 8-11 or 9-12, a bead narrowed to rows 9-10
     shows a large deficit; a bead moved to rows 10-13 a smaller one, at the window's edge."""
     def frame(top: int, height: int = 4, narrowed: slice = slice(0)) -> torch.Tensor:
