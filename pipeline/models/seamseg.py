@@ -30,7 +30,8 @@ over three viewpoints, holes most; docs/benchmarks.md).
 
 The deficit planes (an option, ``deficit_px``; off by default): how far the input's mean over a small
 square lies below its nearest frames', for a narrowed bead. Over three viewpoints they lifted narrowings
-and pixel F1 a little and image AUROC not at all (docs/benchmarks.md).
+and pixel F1 a little and image AUROC not at all, and a second seed at the front lost 0.029
+(docs/benchmarks.md).
 """
 
 from __future__ import annotations
