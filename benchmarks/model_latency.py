@@ -11,7 +11,13 @@ the weights' values do not change the work per image; PatchCore's memory bank is
 The time of a call includes the host-to-device copy of the batch and the copy of scores and maps
 back (what the server pays). Prints the median over ``--repeats`` calls after ``--warmup``, per
 batch and per image, the ratio to the per-pixel Gaussian on the same runtime (the baseline of the
-same run), and the speed-up over the paper's Table 8 (RTX 3090, its own resolutions).
+same run), the speed-up over the paper's Table 8 (RTX 3090, its own resolutions), and each
+runtime's error against PyTorch fp32 on the CPU on the same batch (||maps - ref|| / ||ref||), so a
+fast path that computes something else shows. A runtime that fails is reported and skipped.
+
+The normal frames come from the twin (``centre`` viewpoint), or with ``--frames DIR`` from an MVTec
+AD category folder's ``train/good`` (resized to the input): then the twin's renderer (open3d) is
+not needed, e.g. on a GPU host with a bare ML image (``xrserver twin export`` writes such folders).
 
     .venv/bin/python benchmarks/model_latency.py --size 256x256 --views 4
 """
@@ -19,41 +25,67 @@ same run), and the speed-up over the paper's Table 8 (RTX 3090, its own resoluti
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import platform
 import statistics
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import onnxruntime as ort
 import torch
 
-from pipeline.data.twinset import TwinSetPlan, render_twin_splits
 from pipeline.models import MODELS, FitContext
 from pipeline.models.api import train
 from pipeline.models.export import export_onnx
 from pipeline.models.runtime import ORT_PROVIDERS, OnnxRuntime, Runtime, TorchRuntime
-from pipeline.twin import DigitalTwin, TwinConfig
 
 #: the paper's Table 8: seconds per image on an RTX 3090
 PAPER_S_PER_IMAGE = {"patchcore": 3.33, "memseg": 0.17, "efficientad-s": 0.09, "efficientad-m": 0.10,
                      "simplenet": 0.26}
 
 
-def runtimes(net: torch.nn.Module, onnx_path: Path) -> list[Runtime]:
-    """Every runtime this machine has, for one network."""
-    out: list[Runtime] = [TorchRuntime(net, "cpu"), OnnxRuntime(onnx_path, "cpu")]
+def runtimes(net: torch.nn.Module, onnx_path: Path) -> Iterator[Runtime]:
+    """Every runtime this machine has, for one network, one at a time. Each PyTorch runtime gets its own
+    copy of the network: moving a module to a device or to fp16 changes it in place."""
+    yield TorchRuntime(copy.deepcopy(net), "cpu")
+    yield OnnxRuntime(onnx_path, "cpu")
     if torch.cuda.is_available():
-        out += [TorchRuntime(net, "cuda"), TorchRuntime(net, "cuda", fp16=True, channels_last=True)]
+        yield TorchRuntime(copy.deepcopy(net), "cuda")
+        yield TorchRuntime(copy.deepcopy(net), "cuda", fp16=True, channels_last=True)
         available = set(ort.get_available_providers())
         for device in ("cuda", "tensorrt"):
             if ORT_PROVIDERS[device][0] in available:
-                out.append(OnnxRuntime(onnx_path, device))
-    return out
+                yield OnnxRuntime(onnx_path, device)
+
+
+def normal_frames(folder: Path | None, w: int, h: int, n: int) -> np.ndarray:
+    """``n`` normal frames at ``w`` x ``h``: rendered by the twin, or read from an MVTec folder's train/good."""
+    if folder is None:
+        from pipeline.data.twinset import TwinSetPlan, render_twin_splits
+        from pipeline.twin import DigitalTwin, TwinConfig
+
+        twin = DigitalTwin(TwinConfig(seed=0, width_px=w, height_px=h))
+        plan = TwinSetPlan(viewpoint="centre", train_frames=n, val_normal=1, val_defects_per_type=0,
+                           test_normal=1, test_defects_per_type=0)
+        return render_twin_splits(twin, plan)[0].images
+    from pipeline.data.mvtec import read_mvtec
+
+    images = read_mvtec(folder, max_train=n).train.normals()
+    return np.stack([cv2.resize(im, (w, h), interpolation=cv2.INTER_AREA) for im in images])
+
+
+def relative_error(maps: np.ndarray, ref: np.ndarray) -> float:
+    """||maps - ref|| / ||ref||; inf where the runtime returned non-finite values."""
+    if not np.isfinite(maps).all():
+        return float("inf")
+    return float(np.linalg.norm(maps.astype(np.float64) - ref)) / max(float(np.linalg.norm(ref)), 1e-12)
 
 
 def time_runtime(rt: Runtime, x: np.ndarray, warmup: int, repeats: int) -> float:
@@ -79,29 +111,38 @@ def main() -> None:
     ap.add_argument("--fit-steps", type=int, default=4)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--repeats", type=int, default=15)
+    ap.add_argument("--frames", type=Path, help="MVTec AD category folder whose train/good are the normal frames "
+                    "(default: render the twin)")
+    ap.add_argument("--runtimes", nargs="+", help="time only these runtimes (default: every one this machine has)")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
     w, h = (int(v) for v in args.size.split("x"))
-    twin = DigitalTwin(TwinConfig(seed=0, width_px=w, height_px=h))
-    plan = TwinSetPlan(viewpoint="centre", train_frames=args.train_frames, val_normal=1, val_defects_per_type=0,
-                       test_normal=1, test_defects_per_type=0)
-    frames = render_twin_splits(twin, plan)[0].images
+    frames = normal_frames(args.frames, w, h, args.train_frames)
     rng = np.random.default_rng(0)
+    inputs = {b: rng.uniform(0, 255, (b, 3, h, w)).astype(np.float32) for b in sorted({1, args.views})}
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.models:
             model = train(name, frames, args.preset, FitContext(seed=0, max_steps=args.fit_steps),
                           input_size_wh=(w, h))
             onnx_path = export_onnx(model.net, (w, h), Path(tmp) / f"{name}.onnx")
+            cpu = TorchRuntime(copy.deepcopy(model.net), "cpu")
+            ref = {b: cpu.run(x)[1].astype(np.float64) for b, x in inputs.items()}
             for rt in runtimes(model.net, onnx_path):
-                for batch in sorted({1, args.views}):
-                    x = rng.uniform(0, 255, (batch, 3, h, w)).astype(np.float32)
-                    s = time_runtime(rt, x, args.warmup, args.repeats)
+                if args.runtimes and rt.name not in args.runtimes:
+                    continue
+                for batch, x in inputs.items():
+                    try:
+                        err = relative_error(rt.run(x)[1], ref[batch])
+                        s = time_runtime(rt, x, args.warmup, args.repeats)
+                    except Exception as e:  # a runtime that cannot run this model is reported, not fatal
+                        print(f"{name} {rt.name} batch {batch}: failed: {type(e).__name__}: {e}", flush=True)
+                        continue
                     rows.append({"model": name, "runtime": rt.name, "batch": batch, "s_per_batch": s,
-                                 "s_per_image": s / batch})
-                    print(f"{name} {rt.name} batch {batch}: {1000 * s:.2f} ms", flush=True)
+                                 "s_per_image": s / batch, "rel_error": err})
+                    print(f"{name} {rt.name} batch {batch}: {1000 * s:.2f} ms, error {err:.1e}", flush=True)
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
     print()
     print(f"input {w}x{h}, preset {args.preset}, batch 1 and {args.views}; {platform.machine()}, {os.cpu_count()} "
@@ -109,8 +150,8 @@ def main() -> None:
           f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
     print()
     print("| model | runtime | batch | ms / batch | ms / image | / gaussian (same runtime, batch) | paper s/image "
-          "| speed-up vs paper |")
-    print("|---|---|---|---|---|---|---|---|")
+          "| speed-up vs paper | error vs torch-cpu |")
+    print("|---|---|---|---|---|---|---|---|---|")
     base = {(r["runtime"], r["batch"]): r["s_per_image"] for r in rows if r["model"] == "gaussian"}
     for r in rows:
         b = base.get((r["runtime"], r["batch"]))
@@ -118,7 +159,8 @@ def main() -> None:
         paper = PAPER_S_PER_IMAGE.get(r["model"])
         speedup = f"{paper / r['s_per_image']:.1f}x" if paper else "-"
         print(f"| {r['model']} | {r['runtime']} | {r['batch']} | {1000 * r['s_per_batch']:.2f} | "
-              f"{1000 * r['s_per_image']:.2f} | {ratio} | {paper if paper else '-'} | {speedup} |")
+              f"{1000 * r['s_per_image']:.2f} | {ratio} | {paper if paper else '-'} | {speedup} | "
+              f"{r['rel_error']:.1e} |")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
 

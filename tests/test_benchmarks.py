@@ -149,3 +149,30 @@ def test_backbone_study_compares_against_the_random_trunk(tmp_path: Path) -> Non
     assert "1.00x | 1.00x |" in out  # the random trunk is the baseline of its own run
     rows = json.loads((tmp_path / "rows.json").read_text())
     assert [r["variant"] for r in rows] == ["patchcore, random trunk", "patchcore, SimCLR trunk"]
+
+
+def test_model_latency_runs_from_a_folder_without_the_renderer_and_checks_each_runtime(tmp_path: Path) -> None:
+    import cv2
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 6), ("test", 3)):
+        (tmp_path / split / "good").mkdir(parents=True)
+        for i in range(n):
+            img = cv2.GaussianBlur(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8), (5, 5), 0)
+            cv2.imwrite(str(tmp_path / split / "good" / f"{i:03d}.png"), img)
+    # the benchmark is run with open3d made unimportable: a GPU host's bare ML image has no 3D stack
+    code = ("import runpy, sys; sys.modules['open3d'] = None; sys.argv = sys.argv[1:]; "
+            "runpy.run_path(sys.argv[0], run_name='__main__')")
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(ROOT / "benchmarks" / "model_latency.py"), "--models", "gaussian",
+         "patchcore", "--size", "64x48", "--views", "2", "--train-frames", "6", "--fit-steps", "1", "--warmup", "0",
+         "--repeats", "2", "--frames", str(tmp_path), "--runtimes", "torch-cpu", "onnx-cpu", "torch-cuda"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = [line.split(" | ") for line in proc.stdout.splitlines() if line.startswith(("| gaussian", "| patchcore"))]
+    assert [(r[0][2:], r[1], r[2]) for r in rows] == [
+        (m, rt, b) for m in ("gaussian", "patchcore") for rt in ("torch-cpu", "onnx-cpu") for b in ("1", "2")]
+    errors = {(r[0][2:], r[1]): float(r[-1].rstrip(" |")) for r in rows}
+    assert errors[("patchcore", "torch-cpu")] == 0.0  # the reference itself
+    assert errors[("patchcore", "onnx-cpu")] < 1e-4  # another runtime: rounding, not another function
