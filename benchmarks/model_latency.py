@@ -81,11 +81,19 @@ def normal_frames(folder: Path | None, w: int, h: int, n: int) -> np.ndarray:
     return np.stack([cv2.resize(im, (w, h), interpolation=cv2.INTER_AREA) for im in images])
 
 
-def relative_error(maps: np.ndarray, ref: np.ndarray) -> float:
-    """||maps - ref|| / ||ref||; inf where the runtime returned non-finite values."""
+def relative_error(maps: np.ndarray, ref: np.ndarray) -> float | None:
+    """||maps - ref|| / ||ref||; inf where the runtime returned non-finite values; None where the reference
+    map is flat (one value everywhere, as a briefly fitted model's saturated map can be): any runtime that
+    saturates too would match it, so the check would say nothing."""
+    if np.ptp(ref) == 0:
+        return None
     if not np.isfinite(maps).all():
         return float("inf")
     return float(np.linalg.norm(maps.astype(np.float64) - ref)) / max(float(np.linalg.norm(ref)), 1e-12)
+
+
+def error_cell(err: float | None) -> str:
+    return "- (flat reference)" if err is None else f"{err:.1e}"
 
 
 def time_runtime(rt: Runtime, x: np.ndarray, warmup: int, repeats: int) -> float:
@@ -142,7 +150,7 @@ def main() -> None:
                         continue
                     rows.append({"model": name, "runtime": rt.name, "batch": batch, "s_per_batch": s,
                                  "s_per_image": s / batch, "rel_error": err})
-                    print(f"{name} {rt.name} batch {batch}: {1000 * s:.2f} ms, error {err:.1e}", flush=True)
+                    print(f"{name} {rt.name} batch {batch}: {1000 * s:.2f} ms, error {error_cell(err)}", flush=True)
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
     print()
     print(f"input {w}x{h}, preset {args.preset}, batch 1 and {args.views}; {platform.machine()}, {os.cpu_count()} "
@@ -160,7 +168,7 @@ def main() -> None:
         speedup = f"{paper / r['s_per_image']:.1f}x" if paper else "-"
         print(f"| {r['model']} | {r['runtime']} | {r['batch']} | {1000 * r['s_per_batch']:.2f} | "
               f"{1000 * r['s_per_image']:.2f} | {ratio} | {paper if paper else '-'} | {speedup} | "
-              f"{r['rel_error']:.1e} |")
+              f"{error_cell(r['rel_error'])} |")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
 
