@@ -30,6 +30,7 @@ import json
 import os
 import platform
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -51,18 +52,26 @@ PAPER_S_PER_IMAGE = {"patchcore": 3.33, "memseg": 0.17, "efficientad-s": 0.09, "
                      "simplenet": 0.26}
 
 
-def runtimes(net: torch.nn.Module, onnx_path: Path) -> Iterator[Runtime]:
-    """Every runtime this machine has, for one network, one at a time. Each PyTorch runtime gets its own
-    copy of the network: moving a module to a device or to fp16 changes it in place."""
-    yield TorchRuntime(copy.deepcopy(net), "cpu")
-    yield OnnxRuntime(onnx_path, "cpu")
+def runtime_names() -> list[str]:
+    """The names of the runtimes :func:`runtimes` gives on this machine, known before any model is fitted."""
+    names = ["torch-cpu", "onnx-cpu"]
     if torch.cuda.is_available():
-        yield TorchRuntime(copy.deepcopy(net), "cuda")
-        yield TorchRuntime(copy.deepcopy(net), "cuda", fp16=True, channels_last=True)
+        names += ["torch-cuda", "torch-cuda-fp16-cl"]
         available = set(ort.get_available_providers())
-        for device in ("cuda", "tensorrt"):
-            if ORT_PROVIDERS[device][0] in available:
-                yield OnnxRuntime(onnx_path, device)
+        names += [f"onnx-{d}" for d in ("cuda", "tensorrt") if ORT_PROVIDERS[d][0] in available]
+    return names
+
+
+def runtimes(net: torch.nn.Module, onnx_path: Path, names: list[str]) -> Iterator[Runtime]:
+    """The runtimes ``names`` (of :func:`runtime_names`) for one network, one at a time. Each PyTorch runtime
+    gets its own copy of the network: moving a module to a device or to fp16 changes it in place."""
+    for name in names:
+        kind, device = name.split("-", 1)
+        if kind == "onnx":
+            yield OnnxRuntime(onnx_path, device)
+        else:
+            fast = device == "cuda-fp16-cl"
+            yield TorchRuntime(copy.deepcopy(net), "cuda" if fast else device, fp16=fast, channels_last=fast)
 
 
 def normal_frames(folder: Path | None, w: int, h: int, n: int) -> np.ndarray:
@@ -124,6 +133,13 @@ def main() -> None:
     ap.add_argument("--runtimes", nargs="+", help="time only these runtimes (default: every one this machine has)")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
+    here = runtime_names()
+    chosen = [n for n in here if not args.runtimes or n in args.runtimes]
+    if args.runtimes:  # before minutes of fitting: a GPU run on a machine whose CUDA is not visible stops here
+        if not chosen:
+            ap.error(f"--runtimes: none of {args.runtimes} is on this machine; it has {here}")
+        if missing := sorted(set(args.runtimes) - set(here)):
+            print(f"not on this machine, skipped: {missing}", file=sys.stderr)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
     w, h = (int(v) for v in args.size.split("x"))
@@ -138,9 +154,7 @@ def main() -> None:
             onnx_path = export_onnx(model.net, (w, h), Path(tmp) / f"{name}.onnx")
             cpu = TorchRuntime(copy.deepcopy(model.net), "cpu")
             ref = {b: cpu.run(x)[1].astype(np.float64) for b, x in inputs.items()}
-            for rt in runtimes(model.net, onnx_path):
-                if args.runtimes and rt.name not in args.runtimes:
-                    continue
+            for rt in runtimes(model.net, onnx_path, chosen):
                 for batch, x in inputs.items():
                     try:
                         err = relative_error(rt.run(x)[1], ref[batch])

@@ -168,15 +168,18 @@ def test_model_latency_runs_from_a_folder_without_the_renderer_and_checks_each_r
     proc = subprocess.run(
         [sys.executable, "-c", code, str(ROOT / "benchmarks" / "model_latency.py"), "--models", "gaussian",
          "patchcore", "--size", "64x48", "--views", "2", "--train-frames", "6", "--fit-steps", "1", "--warmup", "0",
-         "--repeats", "2", "--frames", str(tmp_path), "--runtimes", "torch-cpu", "onnx-cpu", "torch-cuda"],
+         "--repeats", "2", "--frames", str(tmp_path), "--runtimes", "torch-cpu", "onnx-cpu", "torch-tpu"],
         cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "not on this machine, skipped: ['torch-tpu']" in proc.stderr
     rows = [line.split(" | ") for line in proc.stdout.splitlines() if line.startswith(("| gaussian", "| patchcore"))]
     assert [(r[0][2:], r[1], r[2]) for r in rows] == [
         (m, rt, b) for m in ("gaussian", "patchcore") for rt in ("torch-cpu", "onnx-cpu") for b in ("1", "2")]
     errors = {r[1]: float(r[-1].rstrip(" |")) for r in rows if r[0] == "| patchcore"}
     assert errors["torch-cpu"] == 0.0  # the reference itself
     assert errors["onnx-cpu"] < 1e-4  # another runtime: rounding, not another function
+    proc = _proc("model_latency.py", "--runtimes", "torch-tpu", timeout=60)  # stops before any fitting
+    assert proc.returncode == 2 and "--runtimes: none of ['torch-tpu'] is on this machine" in proc.stderr
     relative_error = runpy.run_path(str(ROOT / "benchmarks" / "model_latency.py"))["relative_error"]
     ref = np.linspace(0.0, 1.0, 16).reshape(1, 1, 4, 4)
     assert abs(relative_error(ref * 1.01, ref) - 0.01) < 1e-9
