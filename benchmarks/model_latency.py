@@ -33,7 +33,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -52,26 +52,27 @@ PAPER_S_PER_IMAGE = {"patchcore": 3.33, "memseg": 0.17, "efficientad-s": 0.09, "
                      "simplenet": 0.26}
 
 
-def runtime_names() -> list[str]:
-    """The names of the runtimes :func:`runtimes` gives on this machine, known before any model is fitted."""
-    names = ["torch-cpu", "onnx-cpu"]
+#: builds one runtime for a network and its ONNX file
+RuntimeFactory = Callable[[torch.nn.Module, Path], Runtime]
+
+
+def runtime_factories() -> dict[str, RuntimeFactory]:
+    """Every runtime this machine has, by name, known before any model is fitted. Each PyTorch runtime gets
+    its own copy of the network: moving a module to a device or to fp16 changes it in place."""
+    out: dict[str, RuntimeFactory] = {
+        "torch-cpu": lambda net, _: TorchRuntime(copy.deepcopy(net), "cpu"),
+        "onnx-cpu": lambda _, path: OnnxRuntime(path, "cpu"),
+    }
     if torch.cuda.is_available():
-        names += ["torch-cuda", "torch-cuda-fp16-cl"]
+        out["torch-cuda"] = lambda net, _: TorchRuntime(copy.deepcopy(net), "cuda")
+        out["torch-cuda-fp16-cl"] = lambda net, _: TorchRuntime(copy.deepcopy(net), "cuda", fp16=True,
+                                                                channels_last=True)
         available = set(ort.get_available_providers())
-        names += [f"onnx-{d}" for d in ("cuda", "tensorrt") if ORT_PROVIDERS[d][0] in available]
-    return names
-
-
-def runtimes(net: torch.nn.Module, onnx_path: Path, names: list[str]) -> Iterator[Runtime]:
-    """The runtimes ``names`` (of :func:`runtime_names`) for one network, one at a time. Each PyTorch runtime
-    gets its own copy of the network: moving a module to a device or to fp16 changes it in place."""
-    for name in names:
-        kind, device = name.split("-", 1)
-        if kind == "onnx":
-            yield OnnxRuntime(onnx_path, device)
-        else:
-            fast = device == "cuda-fp16-cl"
-            yield TorchRuntime(copy.deepcopy(net), "cuda" if fast else device, fp16=fast, channels_last=fast)
+        if ORT_PROVIDERS["cuda"][0] in available:
+            out["onnx-cuda"] = lambda _, path: OnnxRuntime(path, "cuda")
+        if ORT_PROVIDERS["tensorrt"][0] in available:
+            out["onnx-tensorrt"] = lambda _, path: OnnxRuntime(path, "tensorrt")
+    return out
 
 
 def normal_frames(folder: Path | None, w: int, h: int, n: int) -> np.ndarray:
@@ -133,11 +134,11 @@ def main() -> None:
     ap.add_argument("--runtimes", nargs="+", help="time only these runtimes (default: every one this machine has)")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
-    here = runtime_names()
-    chosen = [n for n in here if not args.runtimes or n in args.runtimes]
+    here = runtime_factories()
+    chosen = [make for n, make in here.items() if not args.runtimes or n in args.runtimes]
     if args.runtimes:  # before minutes of fitting: a GPU run on a machine whose CUDA is not visible stops here
         if not chosen:
-            ap.error(f"--runtimes: none of {args.runtimes} is on this machine; it has {here}")
+            ap.error(f"--runtimes: none of {args.runtimes} is on this machine; it has {list(here)}")
         if missing := sorted(set(args.runtimes) - set(here)):
             print(f"not on this machine, skipped: {missing}", file=sys.stderr)
     if args.json:
@@ -154,7 +155,8 @@ def main() -> None:
             onnx_path = export_onnx(model.net, (w, h), Path(tmp) / f"{name}.onnx")
             cpu = TorchRuntime(copy.deepcopy(model.net), "cpu")
             ref = {b: cpu.run(x)[1].astype(np.float64) for b, x in inputs.items()}
-            for rt in runtimes(model.net, onnx_path, chosen):
+            for make in chosen:  # one at a time: a runtime's copy of the network is freed before the next
+                rt = make(model.net, onnx_path)
                 for batch, x in inputs.items():
                     try:
                         err = relative_error(rt.run(x)[1], ref[batch])
