@@ -14,8 +14,23 @@ per vehicle: for each budget, the threshold with the best recall whose FP/vehicl
 
     .venv/bin/python benchmarks/fusion_eval.py --vehicles 8 --step-m 0.1 --out /tmp/fusion_eval.json
 
-``--detector refdiff`` (default) is :class:`pipeline.fusion.reference_diff.ReferenceDiffDetector`;
-``--detector package.module:factory`` plugs in any ``HeatmapSource`` factory (model artifacts later).
+Detectors (``--detector``, one or more, each measured on the same frames):
+
+* ``refdiff`` (default): :class:`pipeline.fusion.reference_diff.ReferenceDiffDetector`, the golden
+  reference; it measures fusion, extraction and tracking, not a trained model;
+* ``served:NAME[:PRESET]``: the models ``xrserver serve`` runs with ``analyzer.model: NAME`` and
+  ``analyzer.preset: PRESET`` (default ``twin``, as the server's): one per camera, trained on the
+  twin by the server's own recipe and calibrated, or loaded from ``--cache``, and run on ONNX
+  Runtime. The cache is the server's ``out/cache`` by default, so models and visibility tables the
+  server built are reused, and the ones built here serve;
+* ``travel-bank[:K[:MM]]``: twin only, a model keyed to conveyor travel without any learning. Each
+  view is scored against K (default 8) normal vehicles rendered at the same travel, give or take MM
+  millimetres (default 0: exactly aligned; else half the vehicles ahead and half behind): the
+  z-score of its grey level under their per-pixel mean and variance. A cell whose cameras the
+  conveyor's encoder triggers at fixed travel could record such normal passes;
+* ``package.module:factory``: any ``HeatmapSource`` factory.
+
+    .venv/bin/python benchmarks/fusion_eval.py --vehicles 8 --step-m 0.1 --detector refdiff served:patchcore
 """
 
 from __future__ import annotations
@@ -27,20 +42,27 @@ import logging
 import platform
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import numpy.typing as npt
 
 from overlays import DefectExtractor, SeamMap, Thresholds
-from pipeline.fusion import Fuser, FusionConfig, FusionMesh, VisibilityLUT
+from pipeline.fusion import Fuser, FusionConfig, FusionMesh
 from pipeline.fusion.reference_diff import HeatmapSource, ReferenceDiffDetector
-from pipeline.fusion.visibility import MeshRaycaster
-from pipeline.twin import DEFECT_TYPES, DigitalTwin, TwinConfig
+from pipeline.twin import DEFECT_TYPES, DigitalTwin, TwinConfig, TwinSample
+from xrserver.provision import cached_luts, twin_models
 
 logger = logging.getLogger(__name__)
 FOUND_MM = 15.0
+F32 = npt.NDArray[np.float32]
+#: the travel bank's normal vehicles (indices apart from the test vehicles') and its variance floor (0..255 units²)
+TRAVEL_BANK_FIRST = 20_000
+TRAVEL_BANK_MIN_VAR = 25.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,13 +72,75 @@ class Variant:
     config: FusionConfig
 
 
-def load_detector(spec: str) -> HeatmapSource:
+@dataclass(frozen=True, slots=True)
+class Detector:
+    """Per-view maps for one frame set (``sample``); ``reference`` is the same vehicle without its defects,
+    rendered only for detectors that need it."""
+
+    name: str
+    detect: Callable[[TwinSample, TwinSample | None], dict[str, F32]]
+    needs_reference: bool
+
+
+def reference_detector(name: str, source: HeatmapSource) -> Detector:
+    def detect(sample: TwinSample, reference: TwinSample | None) -> dict[str, F32]:
+        assert reference is not None
+        return {fr.camera_id: source(fr.camera_id, fr.image, reference.frameset.frame(fr.camera_id).image)
+                for fr in sample.frameset.frames}
+
+    return Detector(name, detect, True)
+
+
+def served_detector(name: str, model: str, preset: str, twin: DigitalTwin, cache: Path) -> Detector:
+    """The server's per-camera models for ``analyzer.model: model`` (trained now, or loaded from ``cache``)."""
+    models = twin_models(twin, twin.rig.camera_ids, cache, model, preset, progress=True)
+
+    def detect(sample: TwinSample, reference: TwinSample | None) -> dict[str, F32]:
+        fs = sample.frameset
+        return {fr.camera_id: models[fr.camera_id].heatmaps(fr.image[None], [fr.camera_id], fs)[0]
+                for fr in fs.frames}
+
+    return Detector(name, detect, False)
+
+
+def travel_bank_detector(name: str, twin: DigitalTwin, k: int, offset_m: float) -> Detector:
+    """Each view against ``k`` normal vehicles at the same conveyor travel ± ``offset_m`` (see the module's
+    docstring)."""
+    normals = [twin.scene(twin.vehicle_spec(TRAVEL_BANK_FIRST + j, defect_types=[])) for j in range(k)]
+
+    def grey(image: npt.NDArray[np.uint8]) -> F32:
+        out: F32 = image.mean(axis=-1, dtype=np.float32)
+        return out
+
+    def detect(sample: TwinSample, reference: TwinSample | None) -> dict[str, F32]:
+        bank = [twin.render(sc, sample.s_m + (offset_m if j % 2 else -offset_m), seq=sample.frameset.seq).frameset
+                for j, sc in enumerate(normals)]
+        out = {}
+        for fr in sample.frameset.frames:
+            stack = np.stack([grey(fs.frame(fr.camera_id).image) for fs in bank])
+            z2 = (grey(fr.image) - stack.mean(0)) ** 2 / (stack.var(0) + TRAVEL_BANK_MIN_VAR)
+            z2 = cv2.GaussianBlur(z2, (0, 0), 1.0)
+            out[fr.camera_id] = z2 / (z2 + 9.0)  # 0.5 at 3 sigma
+        return out
+
+    return Detector(name, detect, False)
+
+
+def load_detector(spec: str, twin: DigitalTwin, cache: Path) -> Detector:
     if spec == "refdiff":
-        return ReferenceDiffDetector()
+        return reference_detector(spec, ReferenceDiffDetector())
+    if spec == "travel-bank" or spec.startswith("travel-bank:"):
+        _, k, mm = [*spec.split(":"), "", ""][:3]
+        try:
+            return travel_bank_detector(spec, twin, int(k or 8), float(mm or 0) / 1000)
+        except ValueError:
+            raise ValueError(f"{spec}: give travel-bank[:K[:MM]] a whole number of vehicles and millimetres") from None
+    if spec.startswith("served:"):
+        model, _, preset = spec.removeprefix("served:").partition(":")
+        return served_detector(spec, model, preset or "twin", twin, cache)
     module, _, attr = spec.partition(":")
     factory = getattr(importlib.import_module(module), attr)
-    det: HeatmapSource = factory()
-    return det
+    return reference_detector(spec, factory())
 
 
 def match(centroids: npt.NDArray[np.float64], gt_axes: list[npt.NDArray[np.float64]]) -> npt.NDArray[np.float64]:
@@ -77,7 +161,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--width", type=int, default=320)
     ap.add_argument("--height", type=int, default=240)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--detector", default="refdiff")
+    ap.add_argument("--detector", nargs="+", default=["refdiff"], help="refdiff, served:MODEL[:PRESET] or "
+                    "package.module:factory; several are measured on the same frames")
+    ap.add_argument("--cache", type=Path, default=Path("out/cache"),
+                    help="the served models and the visibility tables (the server's storage.cache_dir)")
     ap.add_argument("--budgets", default="0.5,1,2", help="false defects per vehicle to compare at")
     ap.add_argument("--out", default="")
     args = ap.parse_args(argv)
@@ -87,59 +174,65 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     model = twin.underbody
     mesh = FusionMesh.from_underbody(model)
     t0 = time.perf_counter()
-    rc = MeshRaycaster(mesh)
-    luts = {c.camera_id: VisibilityLUT.build(c, rc, twin.rig.conveyor, twin.pass_range_m(), args.lut_step_m)
-            for c in twin.rig.cameras}
+    luts = cached_luts(twin.rig, mesh, twin.pass_range_m(), args.lut_step_m, args.cache, progress=True)
     lut_s = time.perf_counter() - t0
     cams = twin.rig.camera_ids
     variants = [Variant("all views, weighted", cams, FusionConfig(view_mode="weighted")),
                 Variant("all views, mean", cams, FusionConfig(view_mode="mean")),
                 Variant("all views, max", cams, FusionConfig(view_mode="max"))]
     variants += [Variant(f"{c} alone", (c,), FusionConfig(view_mode="weighted")) for c in cams]
-    fusers = {v.name: Fuser(twin.rig, mesh, luts, None, v.config) for v in variants}
     seam_map = SeamMap.build(mesh.vertices_vehicle_m, model.seams)
     seam_vertices = seam_map.dist_mm <= 6.0
-    detector = load_detector(args.detector)
+    try:
+        detectors = [load_detector(spec, twin, args.cache) for spec in args.detector]
+    except (ValueError, ImportError, AttributeError) as e:
+        ap.error(f"--detector: {e}")
+    needs_reference = any(d.needs_reference for d in detectors)
+    runs = [(d, v) for d in detectors for v in variants]
+    fusers = {(d.name, v.name): Fuser(twin.rig, mesh, luts, None, v.config) for d, v in runs}
 
     s0, s1 = twin.pass_range_m()
     positions = np.arange(s0, s1 + 1e-9, args.step_m)
-    scores: dict[str, list[npt.NDArray[np.float32]]] = {v.name: [] for v in variants}
-    n_frames: dict[str, list[npt.NDArray[np.int32]]] = {v.name: [] for v in variants}
+    scores: dict[tuple[str, str], list[F32]] = {k: [] for k in fusers}
+    n_frames: dict[tuple[str, str], list[npt.NDArray[np.int32]]] = {k: [] for k in fusers}
     gts: list[list[tuple[str, npt.NDArray[np.float64], npt.NDArray[np.float64]]]] = []
     fuse_s = 0.0
+    detect_s = {d.name: 0.0 for d in detectors}
     n_updates = 0
     for k in range(args.vehicles):
         types = [DEFECT_TYPES[(k * args.defects_per_vehicle + j) % len(DEFECT_TYPES)]
                  for j in range(args.defects_per_vehicle)]
         scene = twin.vehicle(1000 + k, defect_types=types)
-        ref = twin.scene(scene.spec.with_defects([]))
+        ref = twin.scene(scene.spec.with_defects([])) if needs_reference else None
         gts.append([(r.spec.defect_type, r.centroid_m, r.centers_m) for r in scene.regions])
         for f in fusers.values():
             f.begin_pass(scene.spec.vehicle_id)
         t_v = time.perf_counter()
         for i, s in enumerate(positions):
             sample = twin.render(scene, float(s), seq=i)
-            ref_sample = twin.render(ref, float(s), seq=i + 1_000_000)
-            hm = {fr.camera_id: detector(fr.camera_id, fr.image, ref_sample.frameset.frame(fr.camera_id).image)
-                  for fr in sample.frameset.frames}
-            for v in variants:
+            ref_sample = twin.render(ref, float(s), seq=i + 1_000_000) if ref is not None else None
+            for d in detectors:
                 t1 = time.perf_counter()
-                fusers[v.name].update(sample.frameset, {c: hm[c] for c in v.cameras})
-                fuse_s += time.perf_counter() - t1
-                n_updates += 1
-        for v in variants:
-            st_score = fusers[v.name].temporal_score()
-            scores[v.name].append(st_score)
-            n_frames[v.name].append(fusers[v.name]._n_frames.copy())
+                hm = d.detect(sample, ref_sample)
+                detect_s[d.name] += time.perf_counter() - t1
+                for v in variants:
+                    t1 = time.perf_counter()
+                    fusers[d.name, v.name].update(sample.frameset, {c: hm[c] for c in v.cameras})
+                    fuse_s += time.perf_counter() - t1
+                    n_updates += 1
+        for key, fuser in fusers.items():
+            scores[key].append(fuser.temporal_score())
+            n_frames[key].append(fuser._n_frames.copy())
         print(f"vehicle {k + 1}/{args.vehicles} {types}: {time.perf_counter() - t_v:.0f} s", flush=True)
 
     # threshold sweep on the end-of-pass maps
     from pipeline.fusion.fuser import FusedState
 
     budgets = [float(b) for b in args.budgets.split(",")]
-    results: dict[str, Any] = {}
-    for v in variants:
-        allv = np.concatenate(scores[v.name])
+    results: dict[str, dict[str, Any]] = {d.name: {} for d in detectors}
+    for d, v in runs:
+        key = (d.name, v.name)
+        allv = np.concatenate(scores[key])
         pos = allv[allv > 0]
         grid = np.unique(np.quantile(pos, np.linspace(0.9, 0.99999, 60))) if len(pos) else np.array([0.5])
         sweep = []
@@ -148,37 +241,38 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             found = n_gt = fp = 0
             errs: list[float] = []
             for k in range(args.vehicles):
-                sc = scores[v.name][k]
-                nf = n_frames[v.name][k]
+                sc = scores[key][k]
+                nf = n_frames[key][k]
                 zeros32 = np.zeros_like(sc)
                 st = FusedState(0, 0, None, 0.0, cams, sc, zeros32, nf, nf, zeros32,
                                 np.zeros(len(sc), np.uint16), {}, 0.0, 0.0, 0)
                 cands = ex.extract(st)
                 cent = np.array([c.centroid_vehicle_m for c in cands]).reshape(-1, 3)
-                d = match(cent, [g[2] for g in gts[k]])
+                dist = match(cent, [g[2] for g in gts[k]])
                 n_gt += len(gts[k])
                 for j, g in enumerate(gts[k]):
-                    if len(cent) and d[:, j].min() <= FOUND_MM:
+                    if len(cent) and dist[:, j].min() <= FOUND_MM:
                         found += 1
-                        i_best = int(np.argmin(d[:, j]))
+                        i_best = int(np.argmin(dist[:, j]))
                         errs.append(float(1000 * np.linalg.norm(cent[i_best] - g[1])))
-                fp += int(np.sum(~np.any(d <= FOUND_MM, axis=1))) if len(cent) else 0
+                fp += int(np.sum(~np.any(dist <= FOUND_MM, axis=1))) if len(cent) else 0
             sweep.append({"threshold": float(thr), "recall": found / max(n_gt, 1), "fp_per_vehicle": fp / args.vehicles,
                           "loc_err_mm_median": float(np.median(errs)) if errs else None})
-        cov = float(np.mean([np.mean(nf[seam_vertices] >= 2) for nf in n_frames[v.name]]))
+        cov = float(np.mean([np.mean(nf[seam_vertices] >= 2) for nf in n_frames[key]]))
         at = {}
         for b in budgets:
             ok = [s for s in sweep if s["fp_per_vehicle"] <= b]
             at[str(b)] = max(ok, key=lambda s: (s["recall"], -s["fp_per_vehicle"])) if ok else None
-        results[v.name] = {"seam_coverage": cov, "at_budget": at, "sweep": sweep}
+        results[d.name][v.name] = {"seam_coverage": cov, "at_budget": at, "sweep": sweep}
 
     report = {
         "command": "benchmarks/fusion_eval.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "machine": f"{platform.processor() or platform.machine()} ({platform.system()}), CPU only",
         "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
-        "detector": args.detector, "vehicles": args.vehicles, "frames_per_pass": len(positions),
-        "image": f"{args.width}x{args.height}", "mesh_vertices": mesh.n_vertices, "lut_build_s": lut_s,
+        "detectors": args.detector, "vehicles": args.vehicles, "frames_per_pass": len(positions),
+        "image": f"{args.width}x{args.height}", "mesh_vertices": mesh.n_vertices, "lut_s": lut_s,
         "mean_fuse_ms_per_update": 1000 * fuse_s / max(n_updates, 1),
+        "detect_ms_per_frame_set": {k: 1000 * t / (args.vehicles * len(positions)) for k, t in detect_s.items()},
         "gt": [[g[0] for g in v] for v in gts], "results": results,
     }
     print_table(report, budgets)
@@ -190,20 +284,22 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 def print_table(report: dict[str, Any], budgets: list[float]) -> None:
     print(f"\n{report['vehicles']} vehicles, {report['frames_per_pass']} frame sets per pass, {report['image']}, "
-          f"mesh {report['mesh_vertices']} vertices, detector {report['detector']}")
+          f"mesh {report['mesh_vertices']} vertices; detector ms per frame set (4 views): "
+          + ", ".join(f"{k} {v:.0f}" for k, v in report["detect_ms_per_frame_set"].items()))
     for b in budgets:
         print(f"\nat <= {b} false defects / vehicle")
-        print("| configuration | recall | false defects / vehicle | loc. error median (mm) | seam coverage "
-              "| threshold |")
-        print("|---|---|---|---|---|---|")
-        for name, r in report["results"].items():
-            s = r["at_budget"][str(b)]
-            if s is None:
-                print(f"| {name} | n/a | n/a | n/a | {r['seam_coverage']:.3f} | n/a |")
-                continue
-            err = "n/a" if s["loc_err_mm_median"] is None else f"{s['loc_err_mm_median']:.1f}"
-            print(f"| {name} | {s['recall']:.2f} | {s['fp_per_vehicle']:.2f} | {err} | {r['seam_coverage']:.3f} "
-                  f"| {s['threshold']:.4f} |")
+        print("| detector | configuration | recall | false defects / vehicle | loc. error median (mm) "
+              "| seam coverage | threshold |")
+        print("|---|---|---|---|---|---|---|")
+        for detector, rows in report["results"].items():
+            for name, r in rows.items():
+                s = r["at_budget"][str(b)]
+                if s is None:
+                    print(f"| {detector} | {name} | n/a | n/a | n/a | {r['seam_coverage']:.3f} | n/a |")
+                    continue
+                err = "n/a" if s["loc_err_mm_median"] is None else f"{s['loc_err_mm_median']:.1f}"
+                print(f"| {detector} | {name} | {s['recall']:.2f} | {s['fp_per_vehicle']:.2f} | {err} "
+                      f"| {r['seam_coverage']:.3f} | {s['threshold']:.4f} |")
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from pipeline.frames import Frame
 from xrserver.config import ConfigError, load_config, parse_config
 from xrserver.hub import ClientInfo, Hub
 from xrserver.outbox import Outbox
+from xrserver.provision import TwinReferenceHeatmaps
 from xrserver.sync import FrameSync
 from xrserver.ws import TokenBucket, origin_allowed
 
@@ -136,6 +137,9 @@ def test_config_files(tmp_path: Path) -> None:
     repo = Path(__file__).resolve().parents[2]
     example = load_config(repo / "configs" / "example.yaml")
     assert example.server.port == 8765 and example.sources[0].kind == "twin"
+    reference = load_config(repo / "configs" / "twin-reference.yaml")
+    assert reference.analyzer.model == TwinReferenceHeatmaps.name
+    assert reference.thresholds.score == TwinReferenceHeatmaps.FUSED_THRESHOLD
     bad = tmp_path / "bad.yaml"
     bad.write_text("server: [unclosed\n")
     with pytest.raises(ConfigError, match="not valid YAML"):

@@ -1,4 +1,4 @@
-"""``xrserver serve``: one port for HTTP, the WebSocket at ``/ws`` (and WebRTC signalling later).
+"""``xrserver serve``: one port for HTTP, the WebSocket at ``/ws`` and WebRTC signalling (``/rtc/...``).
 
 With no arguments it runs the embedded twin with its four cameras on 127.0.0.1:8765 and prints
 URLs carrying tokens generated at start (as Jupyter does). ``--config FILE`` reads one validated
