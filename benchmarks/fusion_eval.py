@@ -161,13 +161,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--width", type=int, default=320)
     ap.add_argument("--height", type=int, default=240)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--detector", nargs="+", default=["refdiff"], help="refdiff, served:MODEL[:PRESET] or "
-                    "package.module:factory; several are measured on the same frames")
+    ap.add_argument("--detector", nargs="+", default=["refdiff"], help="refdiff, served:MODEL[:PRESET], "
+                    "travel-bank[:K[:MM]] or package.module:factory; several are measured on the same frames")
     ap.add_argument("--cache", type=Path, default=Path("out/cache"),
                     help="the served models and the visibility tables (the server's storage.cache_dir)")
     ap.add_argument("--budgets", default="0.5,1,2", help="false defects per vehicle to compare at")
     ap.add_argument("--out", default="")
     args = ap.parse_args(argv)
+    if len(set(args.detector)) < len(args.detector):
+        ap.error(f"--detector: a detector is named twice in {args.detector}")
     logging.basicConfig(level=logging.WARNING)
 
     twin = DigitalTwin(TwinConfig(seed=args.seed, width_px=args.width, height_px=args.height))
