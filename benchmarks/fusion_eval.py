@@ -54,6 +54,7 @@ import numpy.typing as npt
 from overlays import DefectExtractor, SeamMap, Thresholds
 from pipeline.fusion import Fuser, FusionConfig, FusionMesh
 from pipeline.fusion.reference_diff import HeatmapSource, ReferenceDiffDetector
+from pipeline.models.registry import make_config
 from pipeline.twin import DEFECT_TYPES, DigitalTwin, TwinConfig, TwinSample
 from xrserver.provision import cached_luts, twin_models
 
@@ -126,21 +127,30 @@ def travel_bank_detector(name: str, twin: DigitalTwin, k: int, offset_m: float) 
     return Detector(name, detect, False)
 
 
-def load_detector(spec: str, twin: DigitalTwin, cache: Path) -> Detector:
+#: builds one detector for the twin, with the served models' cache
+DetectorFactory = Callable[[DigitalTwin, Path], Detector]
+
+
+def parse_detector(spec: str) -> DetectorFactory:
+    """What builds the detector ``spec`` names. A bad spec fails here, before the twin, the visibility tables
+    or any model is built: ValueError (ConfigError for an unknown model or preset), ImportError or
+    AttributeError."""
     if spec == "refdiff":
-        return reference_detector(spec, ReferenceDiffDetector())
+        return lambda twin, cache: reference_detector(spec, ReferenceDiffDetector())
     if spec == "travel-bank" or spec.startswith("travel-bank:"):
         _, k, mm = [*spec.split(":"), "", ""][:3]
         try:
-            return travel_bank_detector(spec, twin, int(k or 8), float(mm or 0) / 1000)
+            n, offset_m = int(k or 8), float(mm or 0) / 1000
         except ValueError:
             raise ValueError(f"{spec}: give travel-bank[:K[:MM]] a whole number of vehicles and millimetres") from None
+        return lambda twin, cache: travel_bank_detector(spec, twin, n, offset_m)
     if spec.startswith("served:"):
         model, _, preset = spec.removeprefix("served:").partition(":")
-        return served_detector(spec, model, preset or "twin", twin, cache)
+        make_config(model, preset or "twin")  # the check twin_models would make after minutes of other work
+        return lambda twin, cache: served_detector(spec, model, preset or "twin", twin, cache)
     module, _, attr = spec.partition(":")
     factory = getattr(importlib.import_module(module), attr)
-    return reference_detector(spec, factory())
+    return lambda twin, cache: reference_detector(spec, factory())
 
 
 def match(centroids: npt.NDArray[np.float64], gt_axes: list[npt.NDArray[np.float64]]) -> npt.NDArray[np.float64]:
@@ -170,6 +180,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = ap.parse_args(argv)
     if len(set(args.detector)) < len(args.detector):
         ap.error(f"--detector: a detector is named twice in {args.detector}")
+    try:
+        factories = [parse_detector(spec) for spec in args.detector]
+    except (ValueError, ImportError, AttributeError) as e:
+        ap.error(f"--detector: {e}")
     logging.basicConfig(level=logging.WARNING)
 
     twin = DigitalTwin(TwinConfig(seed=args.seed, width_px=args.width, height_px=args.height))
@@ -185,10 +199,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     variants += [Variant(f"{c} alone", (c,), FusionConfig(view_mode="weighted")) for c in cams]
     seam_map = SeamMap.build(mesh.vertices_vehicle_m, model.seams)
     seam_vertices = seam_map.dist_mm <= 6.0
-    try:
-        detectors = [load_detector(spec, twin, args.cache) for spec in args.detector]
-    except (ValueError, ImportError, AttributeError) as e:
-        ap.error(f"--detector: {e}")
+    detectors = [make(twin, args.cache) for make in factories]
     needs_reference = any(d.needs_reference for d in detectors)
     runs = [(d, v) for d in detectors for v in variants]
     fusers = {(d.name, v.name): Fuser(twin.rig, mesh, luts, None, v.config) for d, v in runs}

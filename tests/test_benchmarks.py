@@ -169,8 +169,9 @@ def test_fusion_eval_measures_the_served_models_beside_the_golden_reference(tmp_
     assert len(list(cache.glob("luts/*/*.npz"))) == 4
     for spec, says in (("served:nosuch", "unknown model 'nosuch'"), ("travel-bank:x", "a whole number of vehicles")):
         proc = _proc("fusion_eval.py", "--vehicles", "1", "--width", "160", "--height", "120", "--lut-step-m", "0.5",
-                     "--cache", str(cache), "--detector", spec, timeout=300)
+                     "--cache", str(tmp_path / "untouched"), "--detector", spec, timeout=300)
         assert proc.returncode == 2 and says in proc.stderr and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+        assert not (tmp_path / "untouched").exists(), "a bad detector is refused before any table or model is built"
 
 
 def test_model_latency_runs_from_a_folder_without_the_renderer_and_checks_each_runtime(tmp_path: Path) -> None:
