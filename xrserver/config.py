@@ -139,7 +139,10 @@ class AnalyzerConfig(_Model):
     tracked defects and alerts. With the twin and no ``models``, a ``model``/``preset`` is
     trained per camera on first start and cached under ``storage.cache_dir``; ``model:
     twin-reference`` instead compares each view with the twin's render of the same vehicle
-    without defects (twin only: it checks fusion and tracking against ground truth).
+    without defects (twin only: it checks fusion and tracking against ground truth); ``model:
+    travel-gaussian`` scores each view against ``normal_passes`` normal vehicles rendered at
+    the same conveyor travel (built on first start and cached; see
+    :mod:`pipeline.models.travel_gaussian`).
     ``diagnostic``: an image statistic for plumbing checks, NOT detection.
     """
 
@@ -149,6 +152,7 @@ class AnalyzerConfig(_Model):
     runtime: Literal["onnx", "torch"] = "onnx"
     device: str = "cpu"
     train_frames: int = Field(24, ge=4, le=10_000)
+    normal_passes: int = Field(8, ge=2, le=64)
     lut_step_m: float = Field(0.02, gt=0, le=1.0)
     heatmap_scale: int = Field(8, ge=1, le=64)
 

@@ -53,7 +53,8 @@ class HeatmapModel(Protocol):
     def heatmaps(self, images: U8, camera_ids: Sequence[str], frameset: FrameSet) -> F32:
         """(B, H, W, 3) uint8 RGB of ``camera_ids`` -> (B, H, W) float32 in [0, 1], the fitted threshold at 0.5.
 
-        ``frameset`` is the context (pose, vehicle id); image models ignore it."""
+        ``frameset`` is the context (pose, vehicle id); image models ignore it. An all-NaN map says the
+        model did not score that view (a travel-keyed model off its grid): it is left out of fusion."""
         ...
 
 
@@ -119,7 +120,8 @@ class InspectionAnalyzer:
             maps = self.models[frames[0].camera_id].heatmaps(np.stack([f.image for f in frames]),
                                                               [f.camera_id for f in frames], frameset)
             for f, m in zip(frames, maps, strict=True):
-                out[f.camera_id] = m
+                if not np.isnan(m).all():
+                    out[f.camera_id] = m
         return out
 
     def end_pass(self, vehicle_id: str | None) -> PassSummary:

@@ -8,6 +8,8 @@ Both are cached on disk under a key of everything they depend on, so only the fi
   twin, calibrates its thresholds on frames with planted defects (ground-truth masks from the
   twin), and saves a verified artifact (weights, ONNX, manifest); later starts load the artifact
   with ONNX Runtime.
+* :func:`twin_travel_models` builds one travel-keyed bank per camera
+  (:mod:`pipeline.models.travel_gaussian`) from normal vehicles rendered at every trigger position.
 
 A damaged cache entry is rebuilt, with a warning. Blocking; called before the server listens.
 """
@@ -27,6 +29,7 @@ import numpy as np
 import numpy.typing as npt
 from tqdm import tqdm
 
+from calibration.conveyor import Conveyor
 from calibration.rig import Rig, load_rig, rig_to_dict
 from calibration.underbody import UnderbodyModel, load_underbody
 from overlays.extract import Thresholds
@@ -35,14 +38,15 @@ from pipeline.fusion import FusionError, FusionMesh, MeshRaycaster, VisibilityLU
 from pipeline.fusion.reference_diff import ReferenceDiffDetector
 from pipeline.models import api as models_api
 from pipeline.models.contract import Prediction
-from pipeline.models.errors import ModelError
+from pipeline.models.errors import ArtifactError, ModelError
 from pipeline.models.registry import config_to_dict, make_config
 from pipeline.models.runtime import InferenceModel
 from pipeline.models.training import FitContext
+from pipeline.models.travel_gaussian import TravelGaussian, TravelGaussianConfig, TravelGrid, is_travel_artifact
 from pipeline.preprocess import PreprocessedModel, load_preprocessed
 from pipeline.twin import DigitalTwin
 from pipeline.twin.defects import DEFECT_TYPES
-from xrserver.config import ServerConfig
+from xrserver.config import AnalyzerConfig, ServerConfig
 from xrserver.inspection import HeatmapModel, InspectionAnalyzer
 from xrserver.sources import Source, TwinSource
 
@@ -165,6 +169,38 @@ class TwinReferenceHeatmaps:
         return np.stack([self.detector(c, img, ref.frame(c).image) for c, img in zip(camera_ids, images, strict=True)])
 
 
+class TravelHeatmaps:
+    """Adapts a :class:`~pipeline.models.travel_gaussian.TravelGaussian` to the analyzer: the frame's
+    conveyor travel comes from its pose. A frame off the model's travel grid is not scored: its map is
+    all NaN, which the analyzer leaves out of fusion, and it is counted in ``unscored``."""
+
+    def __init__(self, model: TravelGaussian, conveyor: Conveyor) -> None:
+        self.model = model
+        self.conveyor = conveyor
+        self.name = model.name
+        self.version = model.version
+        self.unscored = 0
+
+    def heatmaps(self, images: U8, camera_ids: Sequence[str], frameset: FrameSet) -> F32:
+        if frameset.T_cell_vehicle is None:
+            raise ModelError(f"{self.name} needs the vehicle pose of frame set {frameset.seq}; it has none")
+        s_m = travel_from_pose(self.conveyor, frameset.T_cell_vehicle)
+        out = np.full(images.shape[:3], np.nan, np.float32)
+        for i, image in enumerate(images):
+            m = self.model.heatmap(image, s_m)
+            if m is None:
+                self.unscored += 1
+                log.debug("%s: frame set %d at %.4f m is off the travel grid; not scored", self.name, frameset.seq,
+                          s_m)
+            else:
+                out[i] = m
+        return out
+
+
+#: first index of the twin's normal vehicles whose frames train the models (none is ever a test vehicle)
+NORMAL_VEHICLES = 10_000
+
+
 def _training_frames(twin: DigitalTwin, camera_ids: Sequence[str], n: int, seed: int) -> dict[str, U8]:
     """Normal frames per camera: ``n`` defect-free frame sets (4 vehicles) at random conveyor positions."""
     rng = np.random.default_rng(seed)
@@ -172,7 +208,7 @@ def _training_frames(twin: DigitalTwin, camera_ids: Sequence[str], n: int, seed:
     out: dict[str, list[U8]] = {c: [] for c in camera_ids}
     per_vehicle = -(-n // 4)
     for v in range(4):
-        scene = twin.vehicle(10_000 + v, defect_types=[])
+        scene = twin.vehicle(NORMAL_VEHICLES + v, defect_types=[])
         for s in rng.uniform(s0, s1, per_vehicle):
             for f in twin.render(scene, float(s), camera_ids=camera_ids).frameset.frames:
                 out[f.camera_id].append(f.image)
@@ -246,6 +282,69 @@ def twin_models(twin: DigitalTwin, camera_ids: Sequence[str], cache_dir: Path, m
     return dict(sorted(out.items(), key=lambda kv: list(camera_ids).index(kv[0])))
 
 
+def twin_travel_models(twin: DigitalTwin, camera_ids: Sequence[str], cache_dir: Path, step_m: float,
+                       n_normals: int = 8, progress: bool = False) -> dict[str, TravelGaussian]:
+    """One travel-keyed model per camera, loaded from ``cache_dir`` or built now from ``n_normals`` normal
+    vehicles rendered at each trigger position ``numpy.arange(s0, s1, step_m)`` of the pass (where the
+    twin's stream captures at ``step_m = speed / fps``). Raises :class:`ModelError`."""
+    grid = TravelGrid.covering(twin.pass_range_m(), step_m, tolerance_m=min(step_m / 4, 0.002))
+    config = TravelGaussianConfig()
+    key = _digest(RECIPE_VERSION, TravelGaussian.version, asdict(twin.config), asdict(grid), asdict(config), n_normals)
+    out: dict[str, TravelGaussian] = {}
+    for cid in camera_ids:
+        folder = cache_dir / "models" / f"{TravelGaussian.name}-{key}" / cid
+        if folder.exists():
+            try:
+                out[cid] = TravelGaussian.load(folder)
+                log.info("travel model for %s loaded from %s", cid, folder)
+                continue
+            except ModelError as e:
+                log.warning("cached travel model for %s unusable (%s); building it again", cid, e)
+                shutil.rmtree(folder)
+        scenes = [twin.vehicle(NORMAL_VEHICLES + j, defect_types=[]) for j in range(n_normals)]
+        positions = tqdm(grid.positions_m(), desc=f"normal passes for {cid} (first run only)", unit="position",
+                         disable=not progress)
+        stacks = (np.stack([twin.render(sc, float(s), seq=k, camera_ids=[cid]).frameset.frames[0].image
+                            for sc in scenes]) for k, s in enumerate(positions))
+        training = {"source": "digital twin", "twin_seed": twin.config.seed,
+                    "normal_vehicles": [sc.spec.vehicle_id for sc in scenes]}
+        model = TravelGaussian.fit(cid, grid, stacks, config, training)
+        tmp = folder.with_name(folder.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        model.save(tmp)
+        tmp.replace(folder)
+        out[cid] = model
+    return out
+
+
+def twin_view_models(twin: DigitalTwin, camera_ids: Sequence[str], analyzer: AnalyzerConfig, cache_dir: Path,
+                     step_m: float, progress: bool = False) -> dict[str, HeatmapModel]:
+    """The served model of each camera for ``analyzer.model``, made from the twin: its golden reference, a
+    travel-keyed bank at ``step_m`` (the source's conveyor travel between frame sets), or a model trained
+    (on first run) or loaded from ``cache_dir``. Raises :class:`ModelError`."""
+    if analyzer.model == TwinReferenceHeatmaps.name:
+        reference = TwinReferenceHeatmaps(DigitalTwin(twin.config, twin.rig))  # its own: renders off-thread
+        return {c: reference for c in camera_ids}
+    if analyzer.model == TravelGaussian.name:
+        travel = twin_travel_models(twin, camera_ids, cache_dir, step_m, analyzer.normal_passes, progress)
+        return {c: TravelHeatmaps(m, twin.rig.conveyor) for c, m in travel.items()}
+    return dict(twin_models(twin, camera_ids, cache_dir, analyzer.model, analyzer.preset, analyzer.train_frames,
+                           progress=progress, runtime=analyzer.runtime))
+
+
+def load_view_model(camera_id: str, path: Path, rig: Rig, runtime: str = "onnx", device: str = "cpu") -> HeatmapModel:
+    """Camera ``camera_id``'s served model from its artifact directory: a travel-gaussian bank (recorded for
+    this camera, at its image size) or a trained image model. Raises :class:`ModelError`."""
+    if not is_travel_artifact(path):
+        return ModelHeatmaps(load_preprocessed(path, runtime, device))
+    bank = TravelGaussian.load(path)
+    cam = rig.camera(camera_id)
+    if bank.camera_id != camera_id or bank.size_wh != (cam.width_px, cam.height_px):
+        raise ArtifactError(f"{path}: a travel bank of camera {bank.camera_id} at {bank.size_wh[0]}x{bank.size_wh[1]}, "
+                            f"given for camera {camera_id} at {cam.width_px}x{cam.height_px}")
+    return TravelHeatmaps(bank, rig.conveyor)
+
+
 def prepare_inspection(config: ServerConfig, sources: Sequence[Source], progress: bool = False) -> Cell:
     """Build the inspection analyzer (and the cell it sees) for ``config``; trains twin models on first run.
 
@@ -268,15 +367,12 @@ def prepare_inspection(config: ServerConfig, sources: Sequence[Source], progress
     if underbody is None:
         raise ValueError("underbody: an underbody mesh is needed without the twin")
     models: dict[str, HeatmapModel] = {
-        cid: ModelHeatmaps(load_preprocessed(path, an.runtime, an.device)) for cid, path in config.models.items()}
+        cid: load_view_model(cid, path, rig, an.runtime, an.device) for cid, path in config.models.items()}
     if twin is not None and twin_src is not None:
         missing = [c for c in twin_src.camera_ids if c not in models]
-        if missing and an.model == TwinReferenceHeatmaps.name:
-            reference = TwinReferenceHeatmaps(DigitalTwin(twin.config, twin.rig))  # its own: renders off-thread
-            models.update({c: reference for c in missing})
-        elif missing:
-            models.update(twin_models(twin, missing, cache, an.model, an.preset, an.train_frames, progress=progress,
-                                      runtime=an.runtime))
+        if missing:
+            step_m = twin.config.speed_mps / (twin_src.fps or 10.0)
+            models.update(twin_view_models(twin, missing, an, cache, step_m, progress))
     elif an.model == TwinReferenceHeatmaps.name:
         raise ValueError("analyzer.model: twin-reference works with the twin source only")
     mesh = FusionMesh.from_underbody(underbody)

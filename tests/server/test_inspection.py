@@ -7,6 +7,7 @@ first ``xrserver serve``); every test then starts the real server on loopback.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import os
 import sys
@@ -20,10 +21,13 @@ import pytest
 from clients.python import XrClient
 from overlays.defect import Defect
 from overlays.messages import PassEnd, Scene
+from pipeline.fusion import FusionMesh
+from pipeline.models.errors import ArtifactError, ModelError
+from pipeline.models.travel_gaussian import TravelGaussian, TravelGrid
 from pipeline.twin import DigitalTwin, TwinConfig
 from xrserver.config import AnalyzerConfig, ServerConfig, StorageConfig, SyncConfig, ThresholdsConfig
 from xrserver.inspection import InspectionAnalyzer
-from xrserver.provision import TwinReferenceHeatmaps
+from xrserver.provision import TravelHeatmaps, TwinReferenceHeatmaps, cached_luts, load_view_model
 from xrserver.sources import TwinSource
 from xrserver.testing import REPO_ROOT, run_server, scaled
 
@@ -63,10 +67,11 @@ def _gt_distance_mm(twin: DigitalTwin, vehicle_index: int, p_vehicle_m: tuple[fl
     return 1000.0 * min(float(np.linalg.norm(r.centers_m - p, axis=1).min()) for r in scene.regions)
 
 
-async def _first_pass(cell: Cell, tmp_path: Path, model: str) -> tuple[PassEnd, list[Defect], InspectionAnalyzer]:
-    """Run the server until a supervisor client sees vehicle VEHICLE leave; the defects the client then holds."""
-    source = TwinSource.from_twin(cell.twin, fps=10, first_vehicle=VEHICLE)
-    vid = cell.twin.vehicle(VEHICLE).spec.vehicle_id
+async def _first_pass(cell: Cell, tmp_path: Path, model: str,
+                      vehicle: int = VEHICLE) -> tuple[PassEnd, list[Defect], InspectionAnalyzer]:
+    """Run the server until a supervisor client sees ``vehicle`` leave; the defects the client then holds."""
+    source = TwinSource.from_twin(cell.twin, fps=10, first_vehicle=vehicle)
+    vid = cell.twin.vehicle(vehicle).spec.vehicle_id
     async with run_server(_config(cell, tmp_path, model), [source]) as srv:
         assert isinstance(srv.xr.analyzer, InspectionAnalyzer)
         async with XrClient(srv.ws_url().split("?")[0], srv.auth.token_for("supervisor"), "supervisor") as client:
@@ -103,6 +108,50 @@ async def test_trained_default_models_find_the_planted_defects(cell: Cell, tmp_p
     assert analyzer.model_name == "patchcore"
     assert ended.coverage > 0.9
     assert defects and all(_gt_distance_mm(cell.twin, VEHICLE, d.centroid_vehicle_m) <= MATCH_MM for d in defects)
+
+
+async def test_the_travel_keyed_model_serves_a_pass(cell: Cell, tmp_path: Path) -> None:
+    """``analyzer.model: travel-gaussian``: banks of normal vehicles at every trigger position (the conveyor's
+    5 cm steps here), built on first start, then a pass of seed 0's vehicle 4, whose misalignment it finds.
+    This checks the served path end to end, not recall: over vehicles 0-7 at this speed it finds 1 of the 9
+    planted defects and nothing false (docs/benchmarks.md)."""
+    ended, defects, analyzer = await _first_pass(cell, tmp_path, "travel-gaussian", vehicle=4)
+    models = list(analyzer.models.values())
+    assert all(isinstance(m, TravelHeatmaps) for m in models)
+    assert sum(m.unscored for m in models if isinstance(m, TravelHeatmaps)) == 0, "every frame is on the grid"
+    assert ended.coverage > 0.9
+    assert defects and all(_gt_distance_mm(cell.twin, 4, d.centroid_vehicle_m) <= MATCH_MM for d in defects)
+
+
+def test_a_view_off_the_travel_grid_is_left_out_of_fusion(cell: Cell, tmp_path: Path) -> None:
+    """A travel-keyed model does not score a frame captured between its trigger positions: the analyzer
+    fuses the views it did score and says how many it did not; a frame set without a pose is refused."""
+    twin = cell.twin
+    cams = ("lower", "oblique_left")
+    s0 = 0.0
+    normals = [twin.render(twin.vehicle(10_000 + j, defect_types=[]), s0, camera_ids=cams).frameset for j in range(2)]
+    grid = TravelGrid(s0, 0.05, 1, tolerance_m=0.002)
+    conveyor = twin.rig.conveyor
+    models = {c: TravelHeatmaps(TravelGaussian.fit(c, grid, [np.stack([fs.frame(c).image for fs in normals])]),
+                                conveyor) for c in cams}
+    mesh = FusionMesh.from_underbody(twin.underbody)
+    luts = cached_luts(twin.rig, mesh, twin.pass_range_m(), 0.05, cell.cache, list(cams))
+    analyzer = InspectionAnalyzer(twin.rig, twin.underbody, models, luts)
+    analyzer.begin_pass("V000-00000")
+    on_grid = twin.render(twin.vehicle(0), s0, seq=0, camera_ids=cams).frameset
+    assert {v.camera_id for v in analyzer.analyze(on_grid).views} == set(cams)
+    off_grid = twin.render(twin.vehicle(0), s0 + 0.01, seq=1, camera_ids=cams).frameset
+    result = analyzer.analyze(off_grid)
+    assert result.views == () and result.vertex_scores is not None
+    assert [m.unscored for m in models.values()] == [1, 1]
+    with pytest.raises(ModelError, match="needs the vehicle pose"):
+        analyzer.analyze(dataclasses.replace(off_grid, T_cell_vehicle=None))
+    # a bank recorded elsewhere serves through the config's `models`, for its own camera only
+    bank = models["lower"].model.save(tmp_path / "lower-bank")
+    loaded = load_view_model("lower", bank, twin.rig)
+    assert isinstance(loaded, TravelHeatmaps) and loaded.model.grid == grid
+    with pytest.raises(ArtifactError, match="travel bank of camera lower at 320x240, given for camera oblique_left"):
+        load_view_model("oblique_left", bank, twin.rig)
 
 
 async def test_scene_comes_first_and_the_mesh_it_names_is_served(cell: Cell, tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ import pytest
 
 from overlays.examples import example_messages
 from pipeline.frames import Frame
+from pipeline.models.travel_gaussian import TravelGaussian
 from xrserver.config import ConfigError, load_config, parse_config
 from xrserver.hub import ClientInfo, Hub
 from xrserver.outbox import Outbox
@@ -140,6 +141,8 @@ def test_config_files(tmp_path: Path) -> None:
     reference = load_config(repo / "configs" / "twin-reference.yaml")
     assert reference.analyzer.model == TwinReferenceHeatmaps.name
     assert reference.thresholds.score == TwinReferenceHeatmaps.FUSED_THRESHOLD
+    travel = load_config(repo / "configs" / "twin-travel.yaml")
+    assert travel.analyzer.model == TravelGaussian.name and travel.thresholds.score == 0.5  # its z_half maps to 0.5
     bad = tmp_path / "bad.yaml"
     bad.write_text("server: [unclosed\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
