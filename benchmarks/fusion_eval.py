@@ -21,13 +21,13 @@ Detectors (``--detector``, one or more, each measured on the same frames):
 * ``served:NAME[:PRESET]``: the models ``xrserver serve`` runs with ``analyzer.model: NAME`` and
   ``analyzer.preset: PRESET`` (default ``twin``, as the server's): one per camera, trained on the
   twin by the server's own recipe and calibrated, or loaded from ``--cache``, and run on ONNX
-  Runtime. The cache is the server's ``out/cache`` by default, so models and visibility tables the
+  Runtime; for ``served:travel-gaussian``, the server's travel-keyed banks on a grid of ``--step-m``.
+  The cache is the server's ``out/cache`` by default, so models and visibility tables the
   server built are reused, and the ones built here serve;
-* ``travel-bank[:K[:MM]]``: twin only, a model keyed to conveyor travel without any learning. Each
-  view is scored against K (default 8) normal vehicles rendered at the same travel, give or take MM
-  millimetres (default 0: exactly aligned; else half the vehicles ahead and half behind): the
-  z-score of its grey level under their per-pixel mean and variance. A cell whose cameras the
-  conveyor's encoder triggers at fixed travel could record such normal passes;
+* ``travel-bank[:K[:MM]]``: twin only, the travel-gaussian's scoring
+  (:mod:`pipeline.models.travel_gaussian`) against K (default 8) normal vehicles rendered for each
+  frame set at its travel, give or take MM millimetres (default 0: exactly aligned; else half the
+  vehicles ahead and half behind). It measures how exact the encoder's trigger must be;
 * ``package.module:factory``: any ``HeatmapSource`` factory.
 
     .venv/bin/python benchmarks/fusion_eval.py --vehicles 8 --step-m 0.1 --detector refdiff served:patchcore
@@ -47,7 +47,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import numpy.typing as npt
 
@@ -55,15 +54,16 @@ from overlays import DefectExtractor, SeamMap, Thresholds
 from pipeline.fusion import Fuser, FusionConfig, FusionMesh
 from pipeline.fusion.reference_diff import HeatmapSource, ReferenceDiffDetector
 from pipeline.models.registry import make_config
+from pipeline.models.travel_gaussian import TravelGaussian, TravelGaussianConfig, TravelGrid
 from pipeline.twin import DEFECT_TYPES, DigitalTwin, TwinConfig, TwinSample
-from xrserver.provision import cached_luts, twin_models
+from xrserver.config import AnalyzerConfig
+from xrserver.provision import TwinReferenceHeatmaps, cached_luts, twin_view_models
 
 logger = logging.getLogger(__name__)
 FOUND_MM = 15.0
 F32 = npt.NDArray[np.float32]
-#: the travel bank's normal vehicles (indices apart from the test vehicles') and its variance floor (0..255 units²)
+#: the travel bank's normal vehicles (indices apart from the test vehicles')
 TRAVEL_BANK_FIRST = 20_000
-TRAVEL_BANK_MIN_VAR = 25.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,14 +92,17 @@ def reference_detector(name: str, source: HeatmapSource) -> Detector:
     return Detector(name, detect, True)
 
 
-def served_detector(name: str, model: str, preset: str, twin: DigitalTwin, cache: Path) -> Detector:
-    """The server's per-camera models for ``analyzer.model: model`` (trained now, or loaded from ``cache``)."""
-    models = twin_models(twin, twin.rig.camera_ids, cache, model, preset, progress=True)
+def served_detector(name: str, model: str, preset: str, twin: DigitalTwin, cache: Path, step_m: float) -> Detector:
+    """The server's per-camera models for ``analyzer.model: model`` (built now, or loaded from ``cache``); a
+    view a model does not score (an all-NaN map) is left out, as the server leaves it out."""
+    models = twin_view_models(twin, twin.rig.camera_ids, AnalyzerConfig(model=model, preset=preset), cache, step_m,
+                              progress=True)
 
     def detect(sample: TwinSample, reference: TwinSample | None) -> dict[str, F32]:
         fs = sample.frameset
-        return {fr.camera_id: models[fr.camera_id].heatmaps(fr.image[None], [fr.camera_id], fs)[0]
+        maps = {fr.camera_id: models[fr.camera_id].heatmaps(fr.image[None], [fr.camera_id], fs)[0]
                 for fr in fs.frames}
+        return {c: m for c, m in maps.items() if not np.isnan(m).all()}
 
     return Detector(name, detect, False)
 
@@ -109,26 +112,23 @@ def travel_bank_detector(name: str, twin: DigitalTwin, k: int, offset_m: float) 
     docstring)."""
     normals = [twin.scene(twin.vehicle_spec(TRAVEL_BANK_FIRST + j, defect_types=[])) for j in range(k)]
 
-    def grey(image: npt.NDArray[np.uint8]) -> F32:
-        out: F32 = image.mean(axis=-1, dtype=np.float32)
-        return out
-
     def detect(sample: TwinSample, reference: TwinSample | None) -> dict[str, F32]:
         bank = [twin.render(sc, sample.s_m + (offset_m if j % 2 else -offset_m), seq=sample.frameset.seq).frameset
                 for j, sc in enumerate(normals)]
+        here = TravelGrid(sample.s_m, 1.0, 1, 0.0)  # one position: this frame set's
         out = {}
         for fr in sample.frameset.frames:
-            stack = np.stack([grey(fs.frame(fr.camera_id).image) for fs in bank])
-            z2 = (grey(fr.image) - stack.mean(0)) ** 2 / (stack.var(0) + TRAVEL_BANK_MIN_VAR)
-            z2 = cv2.GaussianBlur(z2, (0, 0), 1.0)
-            out[fr.camera_id] = z2 / (z2 + 9.0)  # 0.5 at 3 sigma
+            stack = np.stack([fs.frame(fr.camera_id).image for fs in bank])
+            hm = TravelGaussian.fit(fr.camera_id, here, [stack]).heatmap(fr.image, sample.s_m)
+            assert hm is not None
+            out[fr.camera_id] = hm
         return out
 
     return Detector(name, detect, False)
 
 
-#: builds one detector for the twin, with the served models' cache
-DetectorFactory = Callable[[DigitalTwin, Path], Detector]
+#: builds one detector for the twin, with the served models' cache and the conveyor travel between frame sets
+DetectorFactory = Callable[[DigitalTwin, Path, float], Detector]
 
 
 def parse_detector(spec: str) -> DetectorFactory:
@@ -136,21 +136,24 @@ def parse_detector(spec: str) -> DetectorFactory:
     or any model is built: ValueError (ConfigError for an unknown model or preset), ImportError or
     AttributeError."""
     if spec == "refdiff":
-        return lambda twin, cache: reference_detector(spec, ReferenceDiffDetector())
+        return lambda twin, cache, step_m: reference_detector(spec, ReferenceDiffDetector())
     if spec == "travel-bank" or spec.startswith("travel-bank:"):
         _, k, mm = [*spec.split(":"), "", ""][:3]
         try:
             n, offset_m = int(k or 8), float(mm or 0) / 1000
         except ValueError:
             raise ValueError(f"{spec}: give travel-bank[:K[:MM]] a whole number of vehicles and millimetres") from None
-        return lambda twin, cache: travel_bank_detector(spec, twin, n, offset_m)
+        if n < TravelGaussianConfig().min_normals:
+            raise ValueError(f"{spec}: the travel bank needs at least {TravelGaussianConfig().min_normals} vehicles")
+        return lambda twin, cache, step_m: travel_bank_detector(spec, twin, n, offset_m)
     if spec.startswith("served:"):
         model, _, preset = spec.removeprefix("served:").partition(":")
-        make_config(model, preset or "twin")  # the check twin_models would make after minutes of other work
-        return lambda twin, cache: served_detector(spec, model, preset or "twin", twin, cache)
+        if model not in (TravelGaussian.name, TwinReferenceHeatmaps.name):
+            make_config(model, preset or "twin")  # the check twin_models would make after minutes of other work
+        return lambda twin, cache, step_m: served_detector(spec, model, preset or "twin", twin, cache, step_m)
     module, _, attr = spec.partition(":")
     factory = getattr(importlib.import_module(module), attr)
-    return lambda twin, cache: reference_detector(spec, factory())
+    return lambda twin, cache, step_m: reference_detector(spec, factory())
 
 
 def match(centroids: npt.NDArray[np.float64], gt_axes: list[npt.NDArray[np.float64]]) -> npt.NDArray[np.float64]:
@@ -199,7 +202,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     variants += [Variant(f"{c} alone", (c,), FusionConfig(view_mode="weighted")) for c in cams]
     seam_map = SeamMap.build(mesh.vertices_vehicle_m, model.seams)
     seam_vertices = seam_map.dist_mm <= 6.0
-    detectors = [make(twin, args.cache) for make in factories]
+    detectors = [make(twin, args.cache, args.step_m) for make in factories]
     needs_reference = any(d.needs_reference for d in detectors)
     runs = [(d, v) for d in detectors for v in variants]
     fusers = {(d.name, v.name): Fuser(twin.rig, mesh, luts, None, v.config) for d, v in runs}
@@ -230,7 +233,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 detect_s[d.name] += time.perf_counter() - t1
                 for v in variants:
                     t1 = time.perf_counter()
-                    fusers[d.name, v.name].update(sample.frameset, {c: hm[c] for c in v.cameras})
+                    fusers[d.name, v.name].update(sample.frameset, {c: hm[c] for c in v.cameras if c in hm})
                     fuse_s += time.perf_counter() - t1
                     n_updates += 1
         for key, fuser in fusers.items():

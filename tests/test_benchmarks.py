@@ -155,19 +155,21 @@ def test_backbone_study_compares_against_the_random_trunk(tmp_path: Path) -> Non
 def test_fusion_eval_measures_the_served_models_beside_the_golden_reference(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     out = _run("fusion_eval.py", "--vehicles", "1", "--step-m", "0.5", "--lut-step-m", "0.5", "--width", "160",
-               "--height", "120", "--detector", "refdiff", "served:gaussian:tiny", "travel-bank:2:5",
-               "--cache", str(cache), "--budgets", "1", "--out", str(tmp_path / "report.json"))
+               "--height", "120", "--detector", "refdiff", "served:gaussian:tiny", "served:travel-gaussian",
+               "travel-bank:2:5", "--cache", str(cache), "--budgets", "1", "--out", str(tmp_path / "report.json"))
     assert "| refdiff | all views, weighted |" in out and "| served:gaussian:tiny | lower alone |" in out
     report = json.loads((tmp_path / "report.json").read_text())
-    assert list(report["results"]) == ["refdiff", "served:gaussian:tiny", "travel-bank:2:5"]
+    assert list(report["results"]) == ["refdiff", "served:gaussian:tiny", "served:travel-gaussian", "travel-bank:2:5"]
     assert set(report["detect_ms_per_frame_set"]) == set(report["results"])
     assert all(len(rows) == 7 for rows in report["results"].values())  # 3 fusion modes + each of 4 views alone
     best = report["results"]["refdiff"]["all views, weighted"]["at_budget"]["1.0"]
     assert best is not None and best["recall"] >= 0.5, "the golden reference finds the planted defects"
     # the served models and visibility tables land in the server's cache layout, so `xrserver serve` reuses them
     assert len(list(cache.glob("models/gaussian-tiny-*/*/model.onnx"))) == 4
+    assert len(list(cache.glob("models/travel-gaussian-*/*/bank.npz"))) == 4
     assert len(list(cache.glob("luts/*/*.npz"))) == 4
-    for spec, says in (("served:nosuch", "unknown model 'nosuch'"), ("travel-bank:x", "a whole number of vehicles")):
+    for spec, says in (("served:nosuch", "unknown model 'nosuch'"), ("travel-bank:x", "a whole number of vehicles"),
+                       ("travel-bank:1", "at least 2 vehicles")):
         proc = _proc("fusion_eval.py", "--vehicles", "1", "--width", "160", "--height", "120", "--lut-step-m", "0.5",
                      "--cache", str(tmp_path / "untouched"), "--detector", spec, timeout=300)
         assert proc.returncode == 2 and says in proc.stderr and "Traceback" not in proc.stderr, proc.stderr[-2000:]
