@@ -81,8 +81,8 @@ def save_weights(directory: Path, net: nn.Module) -> None:
     os.replace(tmp, directory / WEIGHTS)
 
 
-def read_manifest(directory: str | Path) -> dict[str, Any]:
-    """Parse and check the manifest of an artifact directory (not the files).
+def read_manifest(directory: str | Path, fmt: str = FORMAT) -> dict[str, Any]:
+    """Parse and check the manifest of an artifact directory of format ``fmt`` (not the files).
 
     Raises:
         ArtifactError: missing directory or manifest, invalid JSON, wrong format, missing fields.
@@ -97,8 +97,8 @@ def read_manifest(directory: str | Path) -> dict[str, Any]:
         manifest = json.loads(p.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ArtifactError(f"artifact {d}: {MANIFEST} is not valid JSON ({e})") from e
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise ArtifactError(f"artifact {d}: {MANIFEST} is not a {FORMAT} manifest")
+    if not isinstance(manifest, dict) or manifest.get("format") != fmt:
+        raise ArtifactError(f"artifact {d}: {MANIFEST} is not a {fmt} manifest")
     for key in ("model", "model_version", "config", "input", "files"):
         if key not in manifest:
             raise ArtifactError(f"artifact {d}: {MANIFEST} lacks {key!r}")

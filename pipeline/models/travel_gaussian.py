@@ -32,7 +32,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from pipeline.models.artifacts import atomic_write, sha256_file
+from pipeline.models.artifacts import MANIFEST, atomic_write, read_manifest, sha256_file, verify_file
 from pipeline.models.errors import ArtifactError, ConfigError, InputError, TrainingError
 
 U8 = npt.NDArray[np.uint8]
@@ -42,7 +42,6 @@ F64 = npt.NDArray[np.float64]
 NAME = "travel-gaussian"
 VERSION = "1"
 FORMAT = "xr-sealant-travel-gaussian/1"
-MANIFEST = "manifest.json"
 BANK = "bank.npz"
 #: code steps per doubling of the standard deviation: 2.2 % apart, 1 to 256 grey levels in a uint8
 STD_CODE_PER_OCTAVE = 32.0
@@ -202,20 +201,14 @@ class TravelGaussian:
     def load(cls, directory: str | Path) -> TravelGaussian:
         """Raises :class:`ArtifactError` for a missing, corrupt or mismatched artifact."""
         d = Path(directory)
-        manifest = read_manifest(d)
+        manifest = read_manifest(d, FORMAT)
         try:
             grid = TravelGrid(**manifest["grid"])
             config = TravelGaussianConfig(**manifest["config"])
             w, h = manifest["input"]["size_wh"]
-            expected = manifest["files"][BANK]["sha256"]
         except (KeyError, TypeError, ValueError) as e:
             raise ArtifactError(f"artifact {d}: {MANIFEST} is malformed ({e})") from e
-        bank = d / BANK
-        if not bank.is_file():
-            raise ArtifactError(f"artifact {d}: {BANK} is missing")
-        if sha256_file(bank) != expected:
-            raise ArtifactError(f"artifact {d}: {BANK} is corrupt or was changed (sha256 differs from manifest)")
-        with np.load(bank) as z:
+        with np.load(verify_file(d, manifest, BANK)) as z:
             mean, std_code = z["mean"], z["std_code"]
         if mean.shape != (grid.n, h, w):
             raise ArtifactError(f"artifact {d}: the bank holds {mean.shape}, the manifest says ({grid.n}, {h}, {w})")
@@ -223,20 +216,6 @@ class TravelGaussian:
             return cls(str(manifest["camera_id"]), grid, mean, std_code, config, manifest.get("training"))
         except InputError as e:
             raise ArtifactError(f"artifact {d}: {e}") from e
-
-
-def read_manifest(directory: Path) -> dict[str, Any]:
-    """The manifest of a travel-gaussian artifact. Raises :class:`ArtifactError`."""
-    p = directory / MANIFEST
-    if not p.is_file():
-        raise ArtifactError(f"artifact {directory} has no {MANIFEST}")
-    try:
-        manifest = json.loads(p.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ArtifactError(f"artifact {directory}: {MANIFEST} is not valid JSON ({e})") from e
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise ArtifactError(f"artifact {directory}: {MANIFEST} is not a {FORMAT} manifest")
-    return manifest
 
 
 def is_travel_artifact(directory: str | Path) -> bool:

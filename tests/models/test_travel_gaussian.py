@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pipeline.models.artifacts import MANIFEST
 from pipeline.models.errors import ArtifactError, ConfigError, InputError, TrainingError
 from pipeline.models.travel_gaussian import (
     BANK,
-    MANIFEST,
     TravelGaussian,
     TravelGaussianConfig,
     TravelGrid,
@@ -141,5 +141,8 @@ def test_the_artifact_round_trips_and_refuses_damage(fitted: tuple[TravelGaussia
     (d / MANIFEST).write_text("{not json")
     with pytest.raises(ArtifactError, match="not valid JSON"):
         TravelGaussian.load(d)
-    with pytest.raises(ArtifactError, match=r"has no manifest\.json"):
+    with pytest.raises(ArtifactError, match="does not exist"):
         TravelGaussian.load(tmp_path / "nowhere")
+    (d / MANIFEST).write_text(json.dumps({**manifest, "format": "xr-sealant-model/1"}))
+    with pytest.raises(ArtifactError, match="not a xr-sealant-travel-gaussian/1 manifest"):
+        TravelGaussian.load(d)
