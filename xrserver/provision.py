@@ -291,6 +291,7 @@ def twin_travel_models(twin: DigitalTwin, camera_ids: Sequence[str], cache_dir: 
     config = TravelGaussianConfig()
     key = _digest(RECIPE_VERSION, TravelGaussian.version, asdict(twin.config), asdict(grid), asdict(config), n_normals)
     out: dict[str, TravelGaussian] = {}
+    todo = []
     for cid in camera_ids:
         folder = cache_dir / "models" / f"{TravelGaussian.name}-{key}" / cid
         if folder.exists():
@@ -301,20 +302,24 @@ def twin_travel_models(twin: DigitalTwin, camera_ids: Sequence[str], cache_dir: 
             except ModelError as e:
                 log.warning("cached travel model for %s unusable (%s); building it again", cid, e)
                 shutil.rmtree(folder)
-        scenes = [twin.vehicle(NORMAL_VEHICLES + j, defect_types=[]) for j in range(n_normals)]
+        todo.append((cid, folder))
+    if not todo:
+        return out
+    scenes = [twin.vehicle(NORMAL_VEHICLES + j, defect_types=[]) for j in range(n_normals)]
+    training = {"source": "digital twin", "twin_seed": twin.config.seed,
+                "normal_vehicles": [sc.spec.vehicle_id for sc in scenes]}
+    for cid, folder in todo:
         positions = tqdm(grid.positions_m(), desc=f"normal passes for {cid} (first run only)", unit="position",
                          disable=not progress)
         stacks = (np.stack([twin.render(sc, float(s), seq=k, camera_ids=[cid]).frameset.frames[0].image
                             for sc in scenes]) for k, s in enumerate(positions))
-        training = {"source": "digital twin", "twin_seed": twin.config.seed,
-                    "normal_vehicles": [sc.spec.vehicle_id for sc in scenes]}
         model = TravelGaussian.fit(cid, grid, stacks, config, training)
         tmp = folder.with_name(folder.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         model.save(tmp)
         tmp.replace(folder)
         out[cid] = model
-    return out
+    return dict(sorted(out.items(), key=lambda kv: list(camera_ids).index(kv[0])))
 
 
 def twin_view_models(twin: DigitalTwin, camera_ids: Sequence[str], analyzer: AnalyzerConfig, cache_dir: Path,

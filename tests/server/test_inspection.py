@@ -27,7 +27,7 @@ from pipeline.models.travel_gaussian import TravelGaussian, TravelGrid
 from pipeline.twin import DigitalTwin, TwinConfig
 from xrserver.config import AnalyzerConfig, ServerConfig, StorageConfig, SyncConfig, ThresholdsConfig
 from xrserver.inspection import InspectionAnalyzer
-from xrserver.provision import TravelHeatmaps, TwinReferenceHeatmaps, cached_luts, load_view_model
+from xrserver.provision import NORMAL_VEHICLES, TravelHeatmaps, TwinReferenceHeatmaps, cached_luts, load_view_model
 from xrserver.sources import TwinSource
 from xrserver.testing import REPO_ROOT, run_server, scaled
 
@@ -129,7 +129,8 @@ def test_a_view_off_the_travel_grid_is_left_out_of_fusion(cell: Cell, tmp_path: 
     twin = cell.twin
     cams = ("lower", "oblique_left")
     s0 = 0.0
-    normals = [twin.render(twin.vehicle(10_000 + j, defect_types=[]), s0, camera_ids=cams).frameset for j in range(2)]
+    normals = [twin.render(twin.vehicle(NORMAL_VEHICLES + j, defect_types=[]), s0, camera_ids=cams).frameset
+               for j in range(2)]
     grid = TravelGrid(s0, 0.05, 1, tolerance_m=0.002)
     conveyor = twin.rig.conveyor
     models = {c: TravelHeatmaps(TravelGaussian.fit(c, grid, [np.stack([fs.frame(c).image for fs in normals])]),
