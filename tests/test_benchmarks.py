@@ -167,6 +167,14 @@ def test_fusion_eval_measures_the_served_models_beside_the_golden_reference(tmp_
     # the served models and visibility tables land in the server's cache layout, so `xrserver serve` reuses them
     assert len(list(cache.glob("models/gaussian-tiny-*/*/model.onnx"))) == 4
     assert len(list(cache.glob("models/travel-gaussian-*/*/bank.npz"))) == 4
+    # each served model is also scored at the fused threshold the server would use; a travel bank's is fitted
+    # on normal passes and cached beside the banks
+    assert "at the served threshold" in out
+    served = {d: r["all views, weighted"]["at_served"] for d, r in report["results"].items()}
+    assert served["refdiff"] is None and served["served:gaussian:tiny"]["threshold"] == 0.5
+    fitted = json.loads(next(cache.glob("models/travel-gaussian-*/fused-threshold-*.json")).read_text())
+    assert served["served:travel-gaussian"]["threshold"] == fitted["threshold"] and 0 < fitted["threshold"] <= 1
+    assert fitted["normal_vehicles"] and len(fitted["normal_vehicles"]) == 3
     assert len(list(cache.glob("luts/*/*.npz"))) == 4
     for spec, says in (("served:nosuch", "unknown model 'nosuch'"), ("travel-bank:x", "a whole number of vehicles"),
                        ("travel-bank:1", "at least 2 vehicles")):

@@ -142,7 +142,8 @@ class AnalyzerConfig(_Model):
     without defects (twin only: it checks fusion and tracking against ground truth); ``model:
     travel-gaussian`` scores each view against ``normal_passes`` normal vehicles rendered at
     the same conveyor travel (built on first start and cached; see
-    :mod:`pipeline.models.travel_gaussian`).
+    :mod:`pipeline.models.travel_gaussian`), and fits its fused threshold on
+    ``validation_passes`` further normal vehicles.
     ``diagnostic``: an image statistic for plumbing checks, NOT detection.
     """
 
@@ -153,14 +154,20 @@ class AnalyzerConfig(_Model):
     device: str = "cpu"
     train_frames: int = Field(24, ge=4, le=10_000)
     normal_passes: int = Field(8, ge=2, le=64)
+    validation_passes: int = Field(3, ge=1, le=64)
     lut_step_m: float = Field(0.02, gt=0, le=1.0)
     heatmap_scale: int = Field(8, ge=1, le=64)
 
 
 class ThresholdsConfig(_Model):
-    """Defect extraction on the fused map (scores in [0, 1]; each model's fitted threshold maps to 0.5)."""
+    """Defect extraction on the fused map, scores in [0, 1].
 
-    score: float = Field(0.5, gt=0, le=1)
+    ``score``: null (the default) takes the model's own: 0.5 for a trained model (its maps put the
+    threshold fitted on validation frames at 0.5), ``TwinReferenceHeatmaps.FUSED_THRESHOLD`` for the
+    twin's golden reference, and for travel banks built from the twin the level at which
+    ``analyzer.validation_passes`` normal passes report nothing. A number overrides it."""
+
+    score: float | None = Field(None, gt=0, le=1)
     per_seam: dict[str, float] = Field(default_factory=dict)
     min_area_mm2: float = Field(4.0, ge=0)
     min_frames: int = Field(2, ge=1)

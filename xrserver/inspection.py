@@ -107,6 +107,11 @@ class InspectionAnalyzer:
         stage_ms = {"infer": (t1 - t0) * 1e3, "fuse": (t2 - t1) * 1e3, "track": (t3 - t2) * 1e3}
         return Analysis(frameset.capture_ts_ns, views, state.score, self.tracker.state(), delta, stage_ms)
 
+    @property
+    def last_state(self) -> FusedState | None:
+        """The fused map after the last frame set of this pass (None before the first one with a pose)."""
+        return self._last
+
     def _infer(self, frameset: FrameSet) -> dict[str, F32]:
         """Per-view maps; views that share a model and an image size run as one batch."""
         groups: dict[tuple[int, tuple[int, int]], list[int]] = {}

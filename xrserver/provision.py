@@ -9,7 +9,8 @@ Both are cached on disk under a key of everything they depend on, so only the fi
   twin), and saves a verified artifact (weights, ONNX, manifest); later starts load the artifact
   with ONNX Runtime.
 * :func:`twin_travel_models` builds one travel-keyed bank per camera
-  (:mod:`pipeline.models.travel_gaussian`) from normal vehicles rendered at every trigger position.
+  (:mod:`pipeline.models.travel_gaussian`) from normal vehicles rendered at every trigger position,
+  and :func:`twin_travel_threshold` fits their fused threshold on passes of further normal vehicles.
 
 A damaged cache entry is rebuilt, with a warning. Blocking; called before the server listens.
 """
@@ -20,8 +21,8 @@ import hashlib
 import json
 import logging
 import shutil
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +33,11 @@ from tqdm import tqdm
 from calibration.conveyor import Conveyor
 from calibration.rig import Rig, load_rig, rig_to_dict
 from calibration.underbody import UnderbodyModel, load_underbody
+from overlays.calibrate import QuietLevel
 from overlays.extract import Thresholds
+from overlays.tracker import TrackerConfig
 from pipeline.frames import FrameSet
-from pipeline.fusion import FusionError, FusionMesh, MeshRaycaster, VisibilityLUT, travel_from_pose
+from pipeline.fusion import FusionConfig, FusionError, FusionMesh, MeshRaycaster, VisibilityLUT, travel_from_pose
 from pipeline.fusion.reference_diff import ReferenceDiffDetector
 from pipeline.models import api as models_api
 from pipeline.models.contract import Prediction
@@ -199,6 +202,8 @@ class TravelHeatmaps:
 
 #: first index of the twin's normal vehicles whose frames train the models (none is ever a test vehicle)
 NORMAL_VEHICLES = 10_000
+#: first index of the twin's normal vehicles that validate them (none trains a model or is a test vehicle)
+VALIDATION_VEHICLES = 30_000
 
 
 def _training_frames(twin: DigitalTwin, camera_ids: Sequence[str], n: int, seed: int) -> dict[str, U8]:
@@ -226,7 +231,7 @@ def _validation_frames(twin: DigitalTwin, camera_ids: Sequence[str],
         scene = twin.vehicle(20_000 + k, defect_types=types)
         shots = [(scene, float(np.clip(twin.s_centering(c, r.centroid_m), s_lo, s_hi)), c)
                  for r in scene.regions for c in camera_ids]
-        shots += [(twin.vehicle(30_000 + k, defect_types=[]), 0.0, c) for c in camera_ids]
+        shots += [(twin.vehicle(VALIDATION_VEHICLES + k, defect_types=[]), 0.0, c) for c in camera_ids]
         for sc, s, cid in shots:
             sample = twin.render(sc, s, camera_ids=[cid])
             imgs[cid].append(sample.frameset.frames[0].image)
@@ -282,18 +287,25 @@ def twin_models(twin: DigitalTwin, camera_ids: Sequence[str], cache_dir: Path, m
     return dict(sorted(out.items(), key=lambda kv: list(camera_ids).index(kv[0])))
 
 
+def _travel_recipe(twin: DigitalTwin, cache_dir: Path, step_m: float,
+                   n_normals: int) -> tuple[TravelGrid, TravelGaussianConfig, Path]:
+    """The twin's trigger grid at ``step_m``, the bank settings, and the cache folder of the banks."""
+    grid = TravelGrid.covering(twin.pass_range_m(), step_m, tolerance_m=min(step_m / 4, 0.002))
+    config = TravelGaussianConfig()
+    key = _digest(RECIPE_VERSION, TravelGaussian.version, asdict(twin.config), asdict(grid), asdict(config), n_normals)
+    return grid, config, cache_dir / "models" / f"{TravelGaussian.name}-{key}"
+
+
 def twin_travel_models(twin: DigitalTwin, camera_ids: Sequence[str], cache_dir: Path, step_m: float,
                        n_normals: int = 8, progress: bool = False) -> dict[str, TravelGaussian]:
     """One travel-keyed model per camera, loaded from ``cache_dir`` or built now from ``n_normals`` normal
     vehicles rendered at each trigger position ``numpy.arange(s0, s1, step_m)`` of the pass (where the
     twin's stream captures at ``step_m = speed / fps``). Raises :class:`ModelError`."""
-    grid = TravelGrid.covering(twin.pass_range_m(), step_m, tolerance_m=min(step_m / 4, 0.002))
-    config = TravelGaussianConfig()
-    key = _digest(RECIPE_VERSION, TravelGaussian.version, asdict(twin.config), asdict(grid), asdict(config), n_normals)
+    grid, config, banks = _travel_recipe(twin, cache_dir, step_m, n_normals)
     out: dict[str, TravelGaussian] = {}
     todo = []
     for cid in camera_ids:
-        folder = cache_dir / "models" / f"{TravelGaussian.name}-{key}" / cid
+        folder = banks / cid
         if folder.exists():
             try:
                 out[cid] = TravelGaussian.load(folder)
@@ -320,6 +332,54 @@ def twin_travel_models(twin: DigitalTwin, camera_ids: Sequence[str], cache_dir: 
         tmp.replace(folder)
         out[cid] = model
     return dict(sorted(out.items(), key=lambda kv: list(camera_ids).index(kv[0])))
+
+
+def twin_travel_threshold(twin: DigitalTwin, models: Mapping[str, HeatmapModel], luts: Mapping[str, VisibilityLUT],
+                          thresholds: Thresholds, cache_dir: Path, step_m: float, n_normals: int = 8,
+                          n_passes: int = 3, progress: bool = False) -> float:
+    """The fused threshold of the twin's travel banks ``models`` (built by :func:`twin_travel_models` with
+    ``step_m`` and ``n_normals``): the lowest at which the server would publish no defect over whole passes of
+    ``n_passes`` normal vehicles, none of them in the banks, captured at every trigger position, with the other
+    settings of ``thresholds`` (:class:`overlays.calibrate.QuietLevel`). Cached beside the banks."""
+    grid, _, banks = _travel_recipe(twin, cache_dir, step_m, n_normals)
+    cams = list(models)
+    tables = {c: (luts[c].step_m, len(luts[c].s_grid_m), luts[c].n_vertices) for c in cams}
+    key = _digest(RECIPE_VERSION, cams, asdict(replace(thresholds, score=1.0, per_seam={})), asdict(FusionConfig()),
+                  asdict(TrackerConfig()), tables, n_passes)
+    path = banks / f"fused-threshold-{key}.json"
+    try:
+        threshold = float(json.loads(path.read_text(encoding="utf-8"))["threshold"])
+        if not 0 < threshold <= 1:
+            raise ValueError(f"threshold {threshold} is not in (0, 1]")
+        log.info("fused threshold %.4f loaded from %s", threshold, path)
+        return threshold
+    except FileNotFoundError:
+        pass
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        log.warning("cached fused threshold %s unusable (%s); fitting it again", path, e)
+    analyzer = InspectionAnalyzer(twin.rig, twin.underbody, models, luts, replace(thresholds, score=1.0))
+    quiet = QuietLevel(analyzer.mesh, analyzer.seam_map, thresholds, TrackerConfig().confirm_hits)
+    vehicles = [twin.vehicle(VALIDATION_VEHICLES + j, defect_types=[]) for j in range(n_passes)]
+    positions = grid.positions_m()
+    bar = tqdm(total=n_passes * len(positions), desc="normal passes for the fused threshold (first run only)",
+               unit="frame set", disable=not progress)
+    for scene in vehicles:
+        analyzer.begin_pass(scene.spec.vehicle_id)
+        quiet.begin_pass()
+        for k, s in enumerate(positions):
+            analyzer.analyze(twin.render(scene, float(s), seq=k, camera_ids=cams).frameset)
+            if analyzer.last_state is not None:
+                quiet.observe(analyzer.last_state)
+            bar.update()
+    bar.close()
+    record = {"threshold": quiet.level, "cameras": cams, "snapshots": quiet.snapshots,
+              "normal_vehicles": [sc.spec.vehicle_id for sc in vehicles]}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(record, indent=1), encoding="utf-8")
+    tmp.replace(path)
+    log.info("fused threshold %.4f: the lowest at which %d normal passes publish nothing", quiet.level, n_passes)
+    return quiet.level
 
 
 def twin_view_models(twin: DigitalTwin, camera_ids: Sequence[str], analyzer: AnalyzerConfig, cache_dir: Path,
@@ -373,6 +433,7 @@ def prepare_inspection(config: ServerConfig, sources: Sequence[Source], progress
         raise ValueError("underbody: an underbody mesh is needed without the twin")
     models: dict[str, HeatmapModel] = {
         cid: load_view_model(cid, path, rig, an.runtime, an.device) for cid, path in config.models.items()}
+    step_m = 0.0
     if twin is not None and twin_src is not None:
         missing = [c for c in twin_src.camera_ids if c not in models]
         if missing:
@@ -384,8 +445,19 @@ def prepare_inspection(config: ServerConfig, sources: Sequence[Source], progress
     s_range = twin.pass_range_m() if twin is not None else pass_range_from_mesh(mesh)
     luts = cached_luts(rig, mesh, s_range, an.lut_step_m, cache, list(models), progress)
     th = config.thresholds
-    thresholds = Thresholds(score=th.score, per_seam=dict(th.per_seam), min_area_mm2=th.min_area_mm2,
+    thresholds = Thresholds(score=th.score or 0.5, per_seam=dict(th.per_seam), min_area_mm2=th.min_area_mm2,
                             min_frames=th.min_frames, seam_band_mm=th.seam_band_mm)
+    if th.score is None:
+        served = {id(m): m for m in models.values()}.values()
+        if any(isinstance(m, TwinReferenceHeatmaps) for m in served):
+            thresholds = replace(thresholds, score=TwinReferenceHeatmaps.FUSED_THRESHOLD)
+        elif twin is not None and step_m and not config.models and an.model == TravelGaussian.name:
+            thresholds = replace(thresholds, score=twin_travel_threshold(
+                twin, models, luts, thresholds, cache, step_m, an.normal_passes, an.validation_passes, progress))
+        elif any(isinstance(m, TravelHeatmaps) for m in served):
+            log.warning("thresholds.score: travel banks recorded off the twin have no fitted fused threshold; "
+                        "using 0.5 (3 standard deviations in every view). Set thresholds.score for this line")
+    log.info("fused threshold %.4f", thresholds.score)
     analyzer = InspectionAnalyzer(rig, underbody, models, luts, thresholds)
     return Cell(rig, underbody, analyzer)
 

@@ -10,6 +10,7 @@ from overlays import (
     AlertConfig,
     AlertMonitor,
     Defect,
+    DefectError,
     DefectExtractor,
     DefectsDelta,
     DefectTracker,
@@ -17,8 +18,9 @@ from overlays import (
     Thresholds,
     TrackerConfig,
 )
+from overlays.calibrate import FLOOR, QuietLevel
 from overlays.extract import DefectCandidate
-from pipeline.fusion import Fuser, FusionConfig
+from pipeline.fusion import FusedState, Fuser, FusionConfig, FusionMesh
 from pipeline.fusion.synthetic import disc_heatmap, panels_mesh, upward_rig
 
 PANEL = ((-0.5, 0.5), (-0.4, 0.4), 1.0)
@@ -159,3 +161,51 @@ def test_feedback_changes_status() -> None:
     assert d.status == "confirmed" and tracker.state()[0].status == "confirmed"
     with pytest.raises(Exception, match="D999"):
         tracker.apply_feedback("V3-D999", "fixed")
+
+
+def _evidence(values: list[float]) -> tuple[list[FusedState], FusionMesh, SeamMap]:
+    """The fused snapshots of a pass whose one camera sees the planted disc at ``values[i]`` in frame ``i``."""
+    rig = upward_rig([("up", (0.0, 0.0, 0.0), (0.0, 0.0, 1.0))], 320, 240)
+    mesh = panels_mesh([PANEL], 0.005)
+    fuser = Fuser.with_luts(rig, mesh, (-0.1, 0.1), 0.02, FusionConfig(use_sensor_depth=False))
+    fuser.begin_pass("V3")
+    states = []
+    for i, (s, value) in enumerate(zip(np.linspace(-0.08, 0.08, len(values)), values, strict=True)):
+        T = rig.conveyor.T_cell_vehicle(float(s))
+        states.append(fuser.update_pose(T, {"up": disc_heatmap(rig.cameras[0], T, DEFECT_P, 6.0, value)},
+                                        seq=i, capture_ts_ns=1000 * i))
+    return states, mesh, SeamMap.build(mesh.vertices_vehicle_m, [SEAM])
+
+
+def _published(states: list[FusedState], mesh: FusionMesh, seam_map: SeamMap, score: float) -> int:
+    """How many defects the server's extractor and tracker (default settings) publish over the pass at ``score``."""
+    extractor = DefectExtractor(mesh, seam_map, Thresholds(score=score))
+    tracker = DefectTracker(mesh.n_vertices)
+    tracker.begin_pass("V3")
+    return sum(len(tracker.update(extractor.extract(st), st.capture_ts_ns).added) for st in states)
+
+
+def test_the_quiet_level_is_where_a_normal_pass_stops_publishing() -> None:
+    """A pass whose evidence flickers: the quiet level is the lowest threshold at which the tracker publishes
+    nothing (two hits in a row), just below it publishes, and one hit alone sets a higher level."""
+    states, mesh, seam_map = _evidence([0.2, 0.9, 0.1, 0.6, 0.7, 0.3, 0.65, 0.2, 0.1])
+    quiet = QuietLevel(mesh, seam_map, Thresholds(), confirm=TrackerConfig().confirm_hits)
+    for st in states:
+        quiet.observe(st)
+    level = quiet.level
+    assert 0.1 < level < 0.9 and quiet.snapshots == len(states)
+    assert _published(states, mesh, seam_map, level) == 0
+    assert _published(states, mesh, seam_map, 0.98 * level) == 1
+    single = QuietLevel(mesh, seam_map, Thresholds(), confirm=1)
+    for st in states:
+        single.observe(st)
+    assert single.level > level, "a one-snapshot alarm is not published, so it does not set the level"
+    # a new pass does not continue the last one's run of alarms; a pass without evidence leaves the floor
+    again = QuietLevel(mesh, seam_map, Thresholds(), confirm=2)
+    quiet_pass, _, _ = _evidence([0.0] * 4)
+    for st in quiet_pass:
+        again.begin_pass()
+        again.observe(st)
+    assert again.level == FLOOR
+    with pytest.raises(DefectError, match="confirm"):
+        QuietLevel(mesh, seam_map, confirm=0)

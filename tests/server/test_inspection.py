@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
+import json
 import os
 import sys
 import urllib.request
@@ -20,14 +21,23 @@ import pytest
 
 from clients.python import XrClient
 from overlays.defect import Defect
+from overlays.extract import Thresholds
 from overlays.messages import PassEnd, Scene
 from pipeline.fusion import FusionMesh
 from pipeline.models.errors import ArtifactError, ModelError
 from pipeline.models.travel_gaussian import TravelGaussian, TravelGrid
 from pipeline.twin import DigitalTwin, TwinConfig
-from xrserver.config import AnalyzerConfig, ServerConfig, StorageConfig, SyncConfig, ThresholdsConfig
+from xrserver.config import AnalyzerConfig, ServerConfig, StorageConfig, SyncConfig
 from xrserver.inspection import InspectionAnalyzer
-from xrserver.provision import NORMAL_VEHICLES, TravelHeatmaps, TwinReferenceHeatmaps, cached_luts, load_view_model
+from xrserver.provision import (
+    NORMAL_VEHICLES,
+    TravelHeatmaps,
+    TwinReferenceHeatmaps,
+    cached_luts,
+    load_view_model,
+    twin_travel_models,
+    twin_travel_threshold,
+)
 from xrserver.sources import TwinSource
 from xrserver.testing import REPO_ROOT, run_server, scaled
 
@@ -51,11 +61,10 @@ def cell(tmp_path_factory: pytest.TempPathFactory) -> Cell:
 
 
 def _config(cell: Cell, tmp_path: Path, model: str = "patchcore") -> ServerConfig:
-    threshold = TwinReferenceHeatmaps.FUSED_THRESHOLD if model == "twin-reference" else 0.5
+    """The server's defaults but for the cache, the preset and the tables' step; the fused threshold is the model's."""
     return ServerConfig(storage=StorageConfig(db_path=tmp_path / "records.db", cache_dir=cell.cache),
                         sync=SyncConfig(tolerance_ms=60, stale_after_s=2.0),
-                        analyzer=AnalyzerConfig(model=model, preset=PRESET, lut_step_m=0.05),
-                        thresholds=ThresholdsConfig(score=threshold))
+                        analyzer=AnalyzerConfig(model=model, preset=PRESET, lut_step_m=0.05))
 
 
 def _gt_distance_mm(twin: DigitalTwin, vehicle_index: int, p_vehicle_m: tuple[float, float, float]) -> float:
@@ -86,7 +95,8 @@ async def test_defects_streamed_to_a_client_match_the_twin_ground_truth(cell: Ce
     """The whole server path (twin -> views -> fusion -> tracking -> WebSocket) against ground truth, with the
     twin's golden-reference detector, whose per-view maps are right: what reaches the client is where the
     defects are."""
-    ended, defects, _ = await _first_pass(cell, tmp_path, "twin-reference")
+    ended, defects, analyzer = await _first_pass(cell, tmp_path, "twin-reference")
+    assert analyzer.extractor.thresholds.score == TwinReferenceHeatmaps.FUSED_THRESHOLD, "the model's own, unset"
     truth = cell.twin.vehicle(VEHICLE)
     assert len(truth.regions) == 2, "this vehicle carries two planted defects"
     print(f"planted {[r.spec.defect_type for r in truth.regions]}; reported "
@@ -112,13 +122,19 @@ async def test_trained_default_models_find_the_planted_defects(cell: Cell, tmp_p
 
 async def test_the_travel_keyed_model_serves_a_pass(cell: Cell, tmp_path: Path) -> None:
     """``analyzer.model: travel-gaussian``: banks of normal vehicles at every trigger position (the conveyor's
-    5 cm steps here), built on first start, then a pass of seed 0's vehicle 4, whose misalignment it finds.
-    This checks the served path end to end, not recall: over vehicles 0-7 at this speed it finds 1 of the 9
-    planted defects and nothing false (docs/benchmarks.md)."""
+    5 cm steps here) and their fused threshold, fitted on three more normal passes, built on first start; then
+    a pass of seed 0's vehicle 4, whose misalignment it finds. This checks the served path end to end, not
+    recall (docs/benchmarks.md)."""
     ended, defects, analyzer = await _first_pass(cell, tmp_path, "travel-gaussian", vehicle=4)
     models = list(analyzer.models.values())
     assert all(isinstance(m, TravelHeatmaps) for m in models)
     assert sum(m.unscored for m in models if isinstance(m, TravelHeatmaps)) == 0, "every frame is on the grid"
+    (fitted,) = cell.cache.glob("models/travel-gaussian-*/fused-threshold-*.json")
+    record = json.loads(fitted.read_text())
+    assert analyzer.extractor.thresholds.score == record["threshold"], "unset in the config: the fitted one serves"
+    assert len(record["normal_vehicles"]) == AnalyzerConfig().validation_passes
+    assert record["snapshots"] == AnalyzerConfig().validation_passes * TravelGrid.covering(
+        cell.twin.pass_range_m(), 0.05, 0.0125).n, "every trigger position of every validation pass"
     assert ended.coverage > 0.9
     assert defects and all(_gt_distance_mm(cell.twin, 4, d.centroid_vehicle_m) <= MATCH_MM for d in defects)
 
@@ -153,6 +169,32 @@ def test_a_view_off_the_travel_grid_is_left_out_of_fusion(cell: Cell, tmp_path: 
     assert isinstance(loaded, TravelHeatmaps) and loaded.model.grid == grid
     with pytest.raises(ArtifactError, match="travel bank of camera lower at 320x240, given for camera oblique_left"):
         load_view_model("oblique_left", bank, twin.rig)
+
+
+def test_the_fitted_travel_threshold_is_cached_and_fitted_again_when_damaged(
+        cell: Cell, caplog: pytest.LogCaptureFixture) -> None:
+    twin = cell.twin
+    banks = twin_travel_models(twin, ["lower"], cell.cache, 0.05)
+    models = {"lower": TravelHeatmaps(banks["lower"], twin.rig.conveyor)}
+    luts = cached_luts(twin.rig, FusionMesh.from_underbody(twin.underbody), twin.pass_range_m(), 0.05, cell.cache,
+                       ["lower"])
+    thresholds = Thresholds(seam_band_mm=25.0)
+
+    def fit() -> float:
+        return twin_travel_threshold(twin, models, luts, thresholds, cell.cache, 0.05, n_passes=1)
+
+    level = fit()
+    (path,) = [p for p in cell.cache.glob("models/travel-gaussian-*/fused-threshold-*.json")
+               if json.loads(p.read_text())["cameras"] == ["lower"]]
+    assert 0 < level <= 1 and json.loads(path.read_text())["normal_vehicles"] == ["V000-30000"]
+    path.write_text(json.dumps({**json.loads(path.read_text()), "threshold": 0.77}))
+    assert fit() == 0.77, "a later start reads the cached value"
+    for damaged in ("{not json", json.dumps({"threshold": 7})):
+        path.write_text(damaged)
+        with caplog.at_level("WARNING", logger="xrserver.provision"):
+            assert fit() == level, "fitted again, to the same level"
+        assert "unusable" in caplog.text
+        caplog.clear()
 
 
 async def test_scene_comes_first_and_the_mesh_it_names_is_served(cell: Cell, tmp_path: Path) -> None:
