@@ -20,13 +20,25 @@ export const css = (rgb) => `rgb(${rgb.map((c) => Math.round(255 * c)).join(",")
 
 /**
  * Connect with `token`: ask /api/session for the role, open /ws, say hello, and hand every decoded
- * message to onMessage. Reconnects after 2 s. onStatus(text, ok) reports the connection.
+ * message to onMessage. Reconnects after 2 s, also when the server cannot be reached. onStatus(text,
+ * ok) reports the connection. send(msg) never drops a message while the session is down: it waits
+ * in order for the next welcome (at most MAX_PENDING; the oldest goes first, with a console warning).
  * Returns { send(msg), role(), serverOffsetNs() } -- the offset of the server clock from Date.now().
  */
+export const MAX_PENDING = 256;
 export function openSession(token, clientName, { onMessage, onStatus }) {
-  let ws = null, role = "operator", offsetNs = 0n;
+  let ws = null, live = false, role = "operator", offsetNs = 0n;
+  const pending = [];
+  const flush = () => { while (live && pending.length) ws.send(MessagePack.encode(pending.shift(), MP)); };
+  const retry = (text) => { live = false; onStatus(`${text}; retrying`, false); setTimeout(connect, 2000); };
   async function connect() {
-    const who = await fetch("/api/session", { headers: { Authorization: `Bearer ${token}` } });
+    let who;
+    try {
+      who = await fetch("/api/session", { headers: { Authorization: `Bearer ${token}` } });
+    } catch (e) {
+      retry(`server unreachable (${e.message})`);
+      return;
+    }
     if (!who.ok) { onStatus(`token refused (${who.status})`, false); return; }
     role = (await who.json()).role;
     const proto = location.protocol === "https:" ? "wss" : "ws";
@@ -37,18 +49,21 @@ export function openSession(token, clientName, { onMessage, onStatus }) {
       const m = MessagePack.decode(new Uint8Array(ev.data), MP);
       if (m.type === "welcome") {
         offsetNs = BigInt(m.server_ts_ns) - BigInt(Date.now()) * 1000000n;
+        live = true;
         onStatus(`live as ${role}`, true);
+        flush();
       }
       onMessage(m);
     };
-    ws.onclose = (ev) => {
-      onStatus(`disconnected (${ev.code}${ev.reason ? ": " + ev.reason : ""}); retrying`, false);
-      setTimeout(connect, 2000);
-    };
+    ws.onclose = (ev) => retry(`disconnected (${ev.code}${ev.reason ? ": " + ev.reason : ""})`);
   }
   connect();
   return {
-    send: (msg) => ws && ws.readyState === WebSocket.OPEN && ws.send(MessagePack.encode(msg, MP)),
+    send: (msg) => {
+      pending.push(msg);
+      if (pending.length > MAX_PENDING) console.warn("xr session: offline too long; dropped", pending.shift());
+      flush();
+    },
     role: () => role,
     serverOffsetNs: () => offsetNs,
   };

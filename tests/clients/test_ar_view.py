@@ -11,10 +11,11 @@ from pathlib import Path
 
 from selenium.webdriver.remote.webdriver import WebDriver
 
+from clients.python import XrClient
 from pipeline.twin import DigitalTwin, TwinConfig
 from xrserver.config import ServerConfig
 from xrserver.sources import TwinSource
-from xrserver.testing import get_json, run_server, scaled
+from xrserver.testing import Running, get_json, run_server, scaled
 
 Until = Callable[[str, float], Awaitable[object]]  # the `until` fixture (conftest.py)
 
@@ -62,22 +63,56 @@ async def test_ar_view_falls_back_to_a_preview_with_highlights_and_an_arrow(
         x0 = browser.execute_script("return Number(window.xrAr.state.pose.s_m)")  # the car keeps moving
         await until(f"return Number(window.xrAr.state.pose.s_m) !== {x0}", 10)  # (the next car starts back)
         # the view marks the defect fixed at once; the server records it after a round trip: wait for the record
-        supervisor = srv.auth.token_for("supervisor")
-
-        async def feedback_recorded() -> list[dict[str, object]]:
-            passes = await asyncio.to_thread(get_json, f"{srv.http}/api/inspections?limit=20", supervisor)
-            out: list[dict[str, object]] = []
-            for p in passes["inspections"]:  # type: ignore[attr-defined]
-                if p["vehicle_id"] == vehicle_id:
-                    record = await asyncio.to_thread(get_json, f"{srv.http}/api/inspections/{p['pass_id']}",
-                                                     supervisor)
-                    out += record["feedback"]  # type: ignore[arg-type]
-            return out
-
-        deadline = time.monotonic() + scaled(15.0)
-        feedback = await feedback_recorded()
-        while not any(f["defect_id"] == next_id for f in feedback) and time.monotonic() < deadline:
-            await asyncio.sleep(0.25)
-            feedback = await feedback_recorded()
+        feedback = await _recorded_feedback(srv, vehicle_id, str(next_id))
     assert any(f["defect_id"] == next_id and f["action"] == "fixed" and f["role"] == "operator" for f in feedback), \
         feedback
+
+
+async def _recorded_feedback(srv: Running, vehicle_id: str, defect_id: str) -> list[dict[str, object]]:
+    """The feedback records of ``vehicle_id``'s passes, polled through the REST API (as a supervisor) until one
+    names ``defect_id`` or 15 s pass."""
+    supervisor = srv.auth.token_for("supervisor")
+
+    async def recorded() -> list[dict[str, object]]:
+        passes = await asyncio.to_thread(get_json, f"{srv.http}/api/inspections?limit=20", supervisor)
+        out: list[dict[str, object]] = []
+        for p in passes["inspections"]:  # type: ignore[attr-defined]
+            if p["vehicle_id"] == vehicle_id:
+                record = await asyncio.to_thread(get_json, f"{srv.http}/api/inspections/{p['pass_id']}", supervisor)
+                out += record["feedback"]  # type: ignore[arg-type]
+        return out
+
+    deadline = time.monotonic() + scaled(15.0)
+    feedback = await recorded()
+    while not any(f["defect_id"] == defect_id for f in feedback) and time.monotonic() < deadline:
+        await asyncio.sleep(0.25)
+        feedback = await recorded()
+    return feedback
+
+
+async def test_feedback_sent_while_the_session_is_down_is_delivered_once_it_is_up(
+        browser: WebDriver, until: Until, reference_config: ServerConfig) -> None:
+    """The browser session queues what it is asked to send before the server welcomes it (a page just loaded, or
+    a reconnect after the network dropped) instead of dropping it, so an operator's "mark fixed" is not lost."""
+    twin = DigitalTwin(TwinConfig(seed=0, width_px=320, height_px=240, speed_mps=0.3))
+    async with run_server(reference_config, [TwinSource.from_twin(twin, fps=10, first_vehicle=5)]) as srv:
+        async with XrClient(srv.ws_url().split("?")[0], srv.auth.token_for("supervisor"), "supervisor") as client:
+            async with asyncio.timeout(scaled(90)):
+                async for _ in client:
+                    if client.state.defects:
+                        break
+        defect = next(iter(client.state.defects.values()))
+        operator = srv.auth.token_for("operator")
+        await asyncio.to_thread(browser.get, f"{srv.http}/static/ar.html?token={operator}")
+        await until("return window.xrAr.state.connected", 20)
+        sent = await asyncio.to_thread(browser.execute_async_script, """
+            const [token, defect, done] = arguments;
+            import("/static/protocol.js").then(({ openSession, feedback }) => {
+              const session = openSession(token, "queue-test", { onMessage: () => {}, onStatus: () => {} });
+              session.send({ ...feedback(defect, "fixed", defect.vehicle_id, "queue-test"), comment: "queued" });
+              done(true);  // sent before the new session even asked who it is
+            });""", operator, {"defect_id": defect.defect_id, "vehicle_id": defect.vehicle_id})
+        assert sent is True
+        feedback = await _recorded_feedback(srv, str(defect.vehicle_id), defect.defect_id)
+    assert any(f["defect_id"] == defect.defect_id and f["comment"] == "queued" and f["action"] == "fixed"
+               for f in feedback), feedback
