@@ -40,6 +40,7 @@ from pipeline.frames import FrameSet
 from pipeline.fusion import FusionConfig, FusionError, FusionMesh, MeshRaycaster, VisibilityLUT, travel_from_pose
 from pipeline.fusion.reference_diff import ReferenceDiffDetector
 from pipeline.models import api as models_api
+from pipeline.models.artifacts import atomic_write
 from pipeline.models.contract import Prediction
 from pipeline.models.errors import ArtifactError, ModelError
 from pipeline.models.registry import config_to_dict, make_config
@@ -375,9 +376,7 @@ def twin_travel_threshold(twin: DigitalTwin, models: Mapping[str, HeatmapModel],
     record = {"threshold": quiet.level, "cameras": cams, "snapshots": quiet.snapshots,
               "normal_vehicles": [sc.spec.vehicle_id for sc in vehicles]}
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(record, indent=1), encoding="utf-8")
-    tmp.replace(path)
+    atomic_write(path, json.dumps(record, indent=1).encode())
     log.info("fused threshold %.4f: the lowest at which %d normal passes publish nothing", quiet.level, n_passes)
     return quiet.level
 
@@ -448,13 +447,12 @@ def prepare_inspection(config: ServerConfig, sources: Sequence[Source], progress
     thresholds = Thresholds(score=th.score or 0.5, per_seam=dict(th.per_seam), min_area_mm2=th.min_area_mm2,
                             min_frames=th.min_frames, seam_band_mm=th.seam_band_mm)
     if th.score is None:
-        served = {id(m): m for m in models.values()}.values()
-        if any(isinstance(m, TwinReferenceHeatmaps) for m in served):
+        if any(isinstance(m, TwinReferenceHeatmaps) for m in models.values()):
             thresholds = replace(thresholds, score=TwinReferenceHeatmaps.FUSED_THRESHOLD)
         elif twin is not None and step_m and not config.models and an.model == TravelGaussian.name:
             thresholds = replace(thresholds, score=twin_travel_threshold(
                 twin, models, luts, thresholds, cache, step_m, an.normal_passes, an.validation_passes, progress))
-        elif any(isinstance(m, TravelHeatmaps) for m in served):
+        elif any(isinstance(m, TravelHeatmaps) for m in models.values()):
             log.warning("thresholds.score: travel banks recorded off the twin have no fitted fused threshold; "
                         "using 0.5 (3 standard deviations in every view). Set thresholds.score for this line")
     log.info("fused threshold %.4f", thresholds.score)
