@@ -49,6 +49,7 @@ from pipeline.models.training import FitContext
 from pipeline.models.travel_gaussian import TravelGaussian, TravelGaussianConfig, TravelGrid, is_travel_artifact
 from pipeline.preprocess import PreprocessedModel, load_preprocessed
 from pipeline.twin import DigitalTwin
+from pipeline.twin.dataset import trigger_grid
 from pipeline.twin.defects import DEFECT_TYPES
 from xrserver.config import AnalyzerConfig, ServerConfig
 from xrserver.inspection import HeatmapModel, InspectionAnalyzer
@@ -291,7 +292,7 @@ def twin_models(twin: DigitalTwin, camera_ids: Sequence[str], cache_dir: Path, m
 def _travel_recipe(twin: DigitalTwin, cache_dir: Path, step_m: float,
                    n_normals: int) -> tuple[TravelGrid, TravelGaussianConfig, Path]:
     """The twin's trigger grid at ``step_m``, the bank settings, and the cache folder of the banks."""
-    grid = TravelGrid.covering(twin.pass_range_m(), step_m, tolerance_m=min(step_m / 4, 0.002))
+    grid = trigger_grid(twin, step_m)
     config = TravelGaussianConfig()
     key = _digest(RECIPE_VERSION, TravelGaussian.version, asdict(twin.config), asdict(grid), asdict(config), n_normals)
     return grid, config, cache_dir / "models" / f"{TravelGaussian.name}-{key}"

@@ -32,6 +32,9 @@ import numpy as np
 
 from calibration.rig import atomic_write_text, save_rig
 from calibration.underbody import save_underbody
+from pipeline.data.travel_passes import GRID_FILE, read_grid, write_grid
+from pipeline.models.errors import InputError
+from pipeline.models.travel_gaussian import TravelGrid
 from pipeline.twin import surface
 from pipeline.twin.defects import DEFECT_TYPES, DefectType
 from pipeline.twin.twin import DigitalTwin, TwinSample
@@ -191,3 +194,32 @@ def export_mvtec(
 def category_dirs(root: str | Path) -> Sequence[Path]:
     """The per-camera category folders of an exported dataset."""
     return sorted(p for p in Path(root).iterdir() if (p / "train" / "good").is_dir())
+
+
+def trigger_grid(twin: DigitalTwin, step_m: float) -> TravelGrid:
+    """The positions the twin's stream captures at when the conveyor moves ``step_m`` between frame sets
+    (``speed / fps``): ``numpy.arange(s0, s1, step_m)`` over the pass, within a quarter step (at most 2 mm)."""
+    return TravelGrid.covering(twin.pass_range_m(), step_m, tolerance_m=min(step_m / 4, 0.002))
+
+
+def export_passes(twin: DigitalTwin, root: str | Path, vehicle_indices: Sequence[int], step_m: float,
+                  camera_ids: Sequence[str] | None = None,
+                  progress: Callable[[int], object] | None = None) -> TravelGrid:
+    """Whole normal passes of the vehicles ``vehicle_indices`` at every position of :func:`trigger_grid`, in
+    the layout :mod:`pipeline.data.travel_passes` reads (``grid.json``, ``<vehicle id>/<camera>/<k>.png``);
+    ``progress(1)`` after each frame set."""
+    cams = list(camera_ids or twin.rig.camera_ids)
+    grid = trigger_grid(twin, step_m)
+    base = Path(root)
+    if (base / GRID_FILE).exists() and read_grid(base) != grid:
+        raise InputError(f"{base} holds passes on another trigger grid ({read_grid(base)}); use a new folder")
+    for index in vehicle_indices:
+        scene = twin.vehicle(index, defect_types=[])
+        for k, s in enumerate(grid.positions_m()):
+            sample = twin.render(scene, float(s), seq=k, camera_ids=cams)
+            for fr in sample.frameset.frames:
+                _write_png(base / scene.spec.vehicle_id / fr.camera_id / f"{k:05d}.png", fr.image)
+            if progress is not None:
+                progress(1)
+    write_grid(base, grid)  # last: a folder without it is an export that did not finish
+    return grid

@@ -2,6 +2,6 @@
 
 from types import ModuleType
 
-from xrserver.commands import models, serve, twin, watch
+from xrserver.commands import bank, models, serve, twin, watch
 
-COMMAND_MODULES: tuple[ModuleType, ...] = (twin, models, serve, watch)
+COMMAND_MODULES: tuple[ModuleType, ...] = (twin, models, bank, serve, watch)

@@ -12,8 +12,9 @@ import cv2
 
 from calibration.rig import save_rig
 from calibration.underbody import save_underbody
+from pipeline.models.errors import ModelError
 from pipeline.twin import DEFECT_TYPES, DigitalTwin, TwinConfig
-from pipeline.twin.dataset import ExportPlan, export_mvtec
+from pipeline.twin.dataset import ExportPlan, export_mvtec, export_passes, trigger_grid
 from pipeline.twin.preview import preview_render_count, render_preview
 from xrserver.commands.common import (
     add_json_arg,
@@ -102,6 +103,31 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_passes(args: argparse.Namespace) -> int:
+    twin = _twin(args)
+    for c in args.cameras or ():
+        if c not in twin.rig.camera_ids:
+            raise CliError(f"--cameras: unknown camera {c!r}; the twin has {list(twin.rig.camera_ids)}")
+    if not args.step_m > 0:
+        raise CliError(f"--step-m must be positive, got {args.step_m}")
+    vehicles = range(args.first_vehicle, args.first_vehicle + args.vehicles)
+    n = trigger_grid(twin, args.step_m).n
+    t0 = time.perf_counter()
+    try:
+        with progress_bar(n * len(vehicles), "rendering", unit="frame set") as bar:
+            grid = export_passes(twin, args.out, vehicles, args.step_m, args.cameras, progress=bar.update)
+    except ModelError as e:
+        raise CliError(str(e)) from None
+    elapsed = time.perf_counter() - t0
+    cams = args.cameras or list(twin.rig.camera_ids)
+    print(f"wrote {len(vehicles)} normal passes to {args.out}: {grid.n} trigger positions from {grid.s0_m:.4f} m "
+          f"every {grid.step_m:.4f} m, {len(cams)} camera(s), in {elapsed:.1f} s")
+    write_json(args.json, {"command": "twin passes", "out": str(args.out), "vehicles": list(vehicles),
+                           "cameras": cams, "positions": grid.n, "s0_m": grid.s0_m, "step_m": grid.step_m,
+                           "elapsed_s": elapsed})
+    return 0
+
+
 def cmd_model(args: argparse.Namespace) -> int:
     twin = _twin(args)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -144,6 +170,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--test-defects", type=non_negative_int, default=4, help="test vehicles per defect type")
     add_json_arg(p)
     p.set_defaults(func=cmd_export)
+
+    p = tsub.add_parser("passes", help="render whole normal passes at every trigger position (for xrserver bank "
+                        "build)")
+    _add_twin_args(p)
+    p.add_argument("--out", type=Path, required=True, help="output folder (grid.json, <vehicle>/<camera>/<k>.png)")
+    p.add_argument("--cameras", nargs="+", metavar="ID", help="camera ids (default: all)")
+    p.add_argument("--vehicles", type=positive_int, default=8, help="normal vehicles, one pass each (8)")
+    p.add_argument("--first-vehicle", type=non_negative_int, default=10_000,
+                   help="index of the first (10000: the server's own bank vehicles)")
+    p.add_argument("--step-m", type=float, default=0.01,
+                   help="conveyor travel between triggers, speed / fps of the source (0.01: the server's default)")
+    add_json_arg(p)
+    p.set_defaults(func=cmd_passes)
 
     p = tsub.add_parser("model", help="write the twin's rig file and underbody model (YAML + mesh)")
     _add_twin_args(p)
