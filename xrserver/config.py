@@ -143,7 +143,8 @@ class AnalyzerConfig(_Model):
     travel-gaussian`` scores each view against ``normal_passes`` normal vehicles rendered at
     the same conveyor travel (built on first start and cached; see
     :mod:`pipeline.models.travel_gaussian`), and fits its fused threshold on
-    ``validation_passes`` further normal vehicles.
+    ``validation_passes`` further normal vehicles. Travel banks recorded on a line (``models``) fit it on
+    the normal passes recorded in ``validation_folder`` (the layout of :mod:`pipeline.data.travel_passes`).
     ``diagnostic``: an image statistic for plumbing checks, NOT detection.
     """
 
@@ -155,6 +156,7 @@ class AnalyzerConfig(_Model):
     train_frames: int = Field(24, ge=4, le=10_000)
     normal_passes: int = Field(8, ge=2, le=64)
     validation_passes: int = Field(3, ge=1, le=64)
+    validation_folder: Path | None = None
     lut_step_m: float = Field(0.02, gt=0, le=1.0)
     heatmap_scale: int = Field(8, ge=1, le=64)
 
@@ -164,8 +166,9 @@ class ThresholdsConfig(_Model):
 
     ``score``: null (the default) takes the model's own: 0.5 for a trained model (its maps put the
     threshold fitted on validation frames at 0.5), ``TwinReferenceHeatmaps.FUSED_THRESHOLD`` for the
-    twin's golden reference, and for travel banks built from the twin the level at which
-    ``analyzer.validation_passes`` normal passes report nothing. A number overrides it."""
+    twin's golden reference, and for travel banks the level at which normal passes report nothing:
+    ``analyzer.validation_passes`` of the twin's for its banks, the passes in ``analyzer.validation_folder``
+    for recorded ones (0.5, with a warning, without that folder). A number overrides it."""
 
     score: float | None = Field(None, gt=0, le=1)
     per_seam: dict[str, float] = Field(default_factory=dict)

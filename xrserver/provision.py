@@ -10,15 +10,14 @@ Both are cached on disk under a key of everything they depend on, so only the fi
   with ONNX Runtime.
 * :func:`twin_travel_models` builds one travel-keyed bank per camera
   (:mod:`pipeline.models.travel_gaussian`) from normal vehicles rendered at every trigger position,
-  and :func:`twin_travel_threshold` fits their fused threshold on passes of further normal vehicles.
+  and :func:`twin_travel_threshold` fits their fused threshold on passes of further normal vehicles
+  (:mod:`xrserver.fused_threshold`, which also fits recorded banks' on recorded passes).
 
 A damaged cache entry is rebuilt, with a warning. Blocking; called before the server listens.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import shutil
 from collections.abc import Mapping, Sequence
@@ -33,14 +32,11 @@ from tqdm import tqdm
 from calibration.conveyor import Conveyor
 from calibration.rig import Rig, load_rig, rig_to_dict
 from calibration.underbody import UnderbodyModel, load_underbody
-from overlays.calibrate import QuietLevel
 from overlays.extract import Thresholds
-from overlays.tracker import TrackerConfig
 from pipeline.frames import FrameSet
-from pipeline.fusion import FusionConfig, FusionError, FusionMesh, MeshRaycaster, VisibilityLUT, travel_from_pose
+from pipeline.fusion import FusionError, FusionMesh, MeshRaycaster, VisibilityLUT, travel_from_pose
 from pipeline.fusion.reference_diff import ReferenceDiffDetector
 from pipeline.models import api as models_api
-from pipeline.models.artifacts import atomic_write
 from pipeline.models.contract import Prediction
 from pipeline.models.errors import ArtifactError, ModelError
 from pipeline.models.registry import config_to_dict, make_config
@@ -52,6 +48,7 @@ from pipeline.twin import DigitalTwin
 from pipeline.twin.dataset import trigger_grid
 from pipeline.twin.defects import DEFECT_TYPES
 from xrserver.config import AnalyzerConfig, ServerConfig
+from xrserver.fused_threshold import cached, digest, fit_key, quiet_level, recorded_travel_threshold
 from xrserver.inspection import HeatmapModel, InspectionAnalyzer
 from xrserver.sources import Source, TwinSource
 
@@ -73,19 +70,12 @@ class Cell:
     analyzer: InspectionAnalyzer
 
 
-def _digest(*parts: Any) -> str:
-    h = hashlib.sha256()
-    for p in parts:
-        h.update(p if isinstance(p, bytes) else json.dumps(p, sort_keys=True, default=str).encode())
-    return h.hexdigest()[:16]
-
-
 def cached_luts(rig: Rig, mesh: FusionMesh, s_range_m: tuple[float, float], step_m: float,
                 cache_dir: Path, camera_ids: Sequence[str] | None = None,
                 progress: bool = False) -> dict[str, VisibilityLUT]:
     """One visibility table per camera (all, or ``camera_ids``), from ``cache_dir`` or built (and stored) now."""
-    key = _digest(rig_to_dict(rig), mesh.vertices_vehicle_m.tobytes(), mesh.normals_vehicle.tobytes(),
-                  list(s_range_m), step_m)
+    key = digest(rig_to_dict(rig), mesh.vertices_vehicle_m.tobytes(), mesh.normals_vehicle.tobytes(),
+                 list(s_range_m), step_m)
     folder = cache_dir / "luts" / key
     out: dict[str, VisibilityLUT] = {}
     raycaster: MeshRaycaster | None = None
@@ -249,7 +239,7 @@ def twin_models(twin: DigitalTwin, camera_ids: Sequence[str], cache_dir: Path, m
     Raises :class:`~pipeline.models.errors.ModelError` when training or export fails.
     """
     settings = config_to_dict(make_config(model, preset))  # a changed preset trains again
-    key = _digest(RECIPE_VERSION, asdict(twin.config), model, preset, settings, n_train, n_val_vehicles, seed)
+    key = digest(RECIPE_VERSION, asdict(twin.config), model, preset, settings, n_train, n_val_vehicles, seed)
     out: dict[str, ModelHeatmaps] = {}
     todo = []
     for cid in camera_ids:
@@ -294,7 +284,7 @@ def _travel_recipe(twin: DigitalTwin, cache_dir: Path, step_m: float,
     """The twin's trigger grid at ``step_m``, the bank settings, and the cache folder of the banks."""
     grid = trigger_grid(twin, step_m)
     config = TravelGaussianConfig()
-    key = _digest(RECIPE_VERSION, TravelGaussian.version, asdict(twin.config), asdict(grid), asdict(config), n_normals)
+    key = digest(RECIPE_VERSION, TravelGaussian.version, asdict(twin.config), asdict(grid), asdict(config), n_normals)
     return grid, config, cache_dir / "models" / f"{TravelGaussian.name}-{key}"
 
 
@@ -342,44 +332,20 @@ def twin_travel_threshold(twin: DigitalTwin, models: Mapping[str, HeatmapModel],
     """The fused threshold of the twin's travel banks ``models`` (built by :func:`twin_travel_models` with
     ``step_m`` and ``n_normals``): the lowest at which the server would publish no defect over whole passes of
     ``n_passes`` normal vehicles, none of them in the banks, captured at every trigger position, with the other
-    settings of ``thresholds`` (:class:`overlays.calibrate.QuietLevel`). Cached beside the banks."""
+    settings of ``thresholds`` (:mod:`xrserver.fused_threshold`). Cached beside the banks."""
     grid, _, banks = _travel_recipe(twin, cache_dir, step_m, n_normals)
     cams = list(models)
-    tables = {c: (luts[c].step_m, len(luts[c].s_grid_m), luts[c].n_vertices) for c in cams}
-    key = _digest(RECIPE_VERSION, cams, asdict(replace(thresholds, score=1.0, per_seam={})), asdict(FusionConfig()),
-                  asdict(TrackerConfig()), tables, n_passes)
-    path = banks / f"fused-threshold-{key}.json"
-    try:
-        threshold = float(json.loads(path.read_text(encoding="utf-8"))["threshold"])
-        if not 0 < threshold <= 1:
-            raise ValueError(f"threshold {threshold} is not in (0, 1]")
-        log.info("fused threshold %.4f loaded from %s", threshold, path)
-        return threshold
-    except FileNotFoundError:
-        pass
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        log.warning("cached fused threshold %s unusable (%s); fitting it again", path, e)
-    analyzer = InspectionAnalyzer(twin.rig, twin.underbody, models, luts, replace(thresholds, score=1.0))
-    quiet = QuietLevel(analyzer.mesh, analyzer.seam_map, thresholds, TrackerConfig().confirm_hits)
     vehicles = [twin.vehicle(VALIDATION_VEHICLES + j, defect_types=[]) for j in range(n_passes)]
-    positions = grid.positions_m()
-    bar = tqdm(total=n_passes * len(positions), desc="normal passes for the fused threshold (first run only)",
-               unit="frame set", disable=not progress)
-    for scene in vehicles:
-        analyzer.begin_pass(scene.spec.vehicle_id)
-        quiet.begin_pass()
-        for k, s in enumerate(positions):
-            analyzer.analyze(twin.render(scene, float(s), seq=k, camera_ids=cams).frameset)
-            if analyzer.last_state is not None:
-                quiet.observe(analyzer.last_state)
-            bar.update()
-    bar.close()
-    record = {"threshold": quiet.level, "cameras": cams, "snapshots": quiet.snapshots,
-              "normal_vehicles": [sc.spec.vehicle_id for sc in vehicles]}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, json.dumps(record, indent=1).encode())
-    log.info("fused threshold %.4f: the lowest at which %d normal passes publish nothing", quiet.level, n_passes)
-    return quiet.level
+
+    def fit() -> dict[str, Any]:
+        passes = ((sc.spec.vehicle_id, (twin.render(sc, float(s), seq=k, camera_ids=cams).frameset
+                                        for k, s in enumerate(grid.positions_m()))) for sc in vehicles)
+        with tqdm(total=n_passes * grid.n, desc="normal passes for the fused threshold (first run only)",
+                  unit="frame set", disable=not progress) as bar:
+            return quiet_level(twin.rig, twin.underbody, models, luts, thresholds, passes, bar.update)
+
+    key = digest(RECIPE_VERSION, fit_key(models, luts, thresholds), n_passes)
+    return cached(banks / f"fused-threshold-{key}.json", fit)
 
 
 def twin_view_models(twin: DigitalTwin, camera_ids: Sequence[str], analyzer: AnalyzerConfig, cache_dir: Path,
@@ -454,8 +420,14 @@ def prepare_inspection(config: ServerConfig, sources: Sequence[Source], progress
             thresholds = replace(thresholds, score=twin_travel_threshold(
                 twin, models, luts, thresholds, cache, step_m, an.normal_passes, an.validation_passes, progress))
         elif any(isinstance(m, TravelHeatmaps) for m in models.values()):
-            log.warning("thresholds.score: travel banks recorded off the twin have no fitted fused threshold; "
-                        "using 0.5 (3 standard deviations in every view). Set thresholds.score for this line")
+            travel = {c: m.model for c, m in models.items() if isinstance(m, TravelHeatmaps)}
+            if an.validation_folder is not None and len(travel) == len(models):
+                thresholds = replace(thresholds, score=recorded_travel_threshold(
+                    rig, underbody, models, travel, luts, thresholds, an.validation_folder, cache, progress))
+            else:
+                log.warning("thresholds.score: travel banks recorded off the twin have no fitted fused threshold "
+                            "without analyzer.validation_folder (recorded normal passes of every served camera); "
+                            "using 0.5 (3 standard deviations in every view). Set either for this line")
     log.info("fused threshold %.4f", thresholds.score)
     analyzer = InspectionAnalyzer(rig, underbody, models, luts, thresholds)
     return Cell(rig, underbody, analyzer)

@@ -62,29 +62,28 @@ class RecordedPasses:
     cameras: tuple[str, ...]
     files: dict[str, dict[str, list[Path]]]
 
+    def image(self, pass_name: str, camera_id: str, k: int) -> U8:
+        """(H, W, 3) uint8 RGB: the frame of ``camera_id`` at trigger ``k`` of pass ``pass_name``."""
+        path = self.files[pass_name][camera_id][k]
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if image is None:
+            raise InputError(f"cannot read image {path} (missing, truncated or not an image)")
+        return np.asarray(cv2.cvtColor(image, cv2.COLOR_BGR2RGB), np.uint8)
+
     def frames(self, camera_id: str) -> Iterator[U8]:
         """Per trigger in order: (n_passes, H, W, 3) uint8 RGB of ``camera_id``."""
         shape: tuple[int, ...] | None = None
         for k in range(self.grid.n):
             stack = []
             for name in self.passes:
-                path = self.files[name][camera_id][k]
-                image = _read_rgb(path)
+                image = self.image(name, camera_id, k)
                 if shape is None:
                     shape = image.shape
                 elif image.shape != shape:
-                    raise InputError(f"{path} is {image.shape[1]}x{image.shape[0]}; camera {camera_id}'s frames "
-                                     f"before it are {shape[1]}x{shape[0]}")
+                    raise InputError(f"{self.files[name][camera_id][k]} is {image.shape[1]}x{image.shape[0]}; "
+                                     f"camera {camera_id}'s frames before it are {shape[1]}x{shape[0]}")
                 stack.append(image)
             yield np.stack(stack)
-
-
-def _read_rgb(path: Path) -> U8:
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise InputError(f"cannot read image {path} (missing, truncated or not an image)")
-    out: U8 = np.asarray(cv2.cvtColor(image, cv2.COLOR_BGR2RGB), np.uint8)
-    return out
 
 
 def _triggers(folder: Path, n: int) -> list[Path]:

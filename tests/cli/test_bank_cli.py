@@ -4,6 +4,7 @@ folder -> one travel-keyed bank per camera, which the server serves through a `m
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import subprocess
 import sys
@@ -11,10 +12,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
+from pipeline.models.errors import InputError
 from pipeline.models.travel_gaussian import TravelGaussian
 from pipeline.twin import DigitalTwin, TwinConfig
-from xrserver.provision import NORMAL_VEHICLES, TravelHeatmaps, load_view_model, twin_travel_models
+from xrserver.config import load_config
+from xrserver.provision import (
+    NORMAL_VEHICLES,
+    VALIDATION_VEHICLES,
+    TravelHeatmaps,
+    load_view_model,
+    prepare_inspection,
+    twin_travel_models,
+    twin_travel_threshold,
+)
 
 SIZE = (160, 120)
 STEP_M = 0.25  # 28 trigger positions over the twin's pass
@@ -100,3 +112,54 @@ def test_passes_on_another_grid_are_not_mixed_into_a_recording(passes: Path, tmp
               "--first-vehicle", "20000", "--out", str(root))
     assert res.returncode == 2 and "holds passes on another trigger grid" in res.stderr
     assert not (root / "V000-20000").exists()
+
+
+def test_recorded_validation_passes_fit_the_recorded_banks_fused_threshold(
+        passes: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A line without the twin: rig and underbody files, banks built from recorded passes, and two more
+    recorded normal passes in `analyzer.validation_folder`. The server fits the fused threshold on them at
+    start (the same as the twin's fit on the same vehicles), caches it, and fits again when they change."""
+    banks, model, validation = tmp_path / "banks", tmp_path / "model", tmp_path / "validation"
+    for args in (["bank", "build", str(passes), "--out", str(banks)],
+                 ["twin", "model", "--size", f"{SIZE[0]}x{SIZE[1]}", "--out", str(model)],
+                 ["twin", "passes", "--size", f"{SIZE[0]}x{SIZE[1]}", "--step-m", str(STEP_M), "--vehicles", "2",
+                  "--first-vehicle", str(VALIDATION_VEHICLES), "--cameras", "lower", "oblique_left",
+                  "--out", str(validation)]):
+        res = run(*args)
+        assert res.returncode == 0, res.stderr
+    config_file = tmp_path / "line.yaml"
+    config_file.write_text(yaml.safe_dump({
+        "rig": str(model / "rig.yaml"), "underbody": str(model / "underbody.yaml"),
+        "storage": {"db_path": str(tmp_path / "records.db"), "cache_dir": str(tmp_path / "cache")},
+        "sources": [{"kind": "folder", "camera_id": c, "path": str(passes / "V000-10000" / c)}
+                    for c in ("lower", "oblique_left")],
+        "models": {c: str(banks / c) for c in ("lower", "oblique_left")},
+        "analyzer": {"lut_step_m": 0.05, "validation_folder": str(validation)}}))
+    config = load_config(config_file)
+    with caplog.at_level(logging.INFO, logger="xrserver"):
+        cell = prepare_inspection(config, [])
+    (fitted,) = (tmp_path / "cache" / "thresholds").glob("fused-threshold-*.json")
+    record = json.loads(fitted.read_text())
+    assert cell.analyzer.extractor.thresholds.score == record["threshold"]
+    assert record["normal_vehicles"] == [f"V000-{VALIDATION_VEHICLES + j:05d}" for j in range(2)]
+    assert record["snapshots"] == 2 * 28, "every trigger of every validation pass"
+    assert "no fitted fused threshold" not in caplog.text
+    # the twin's own fit, rendering the same two vehicles, with the same banks and tables, gives the same level
+    twin = DigitalTwin(TwinConfig(seed=0, width_px=SIZE[0], height_px=SIZE[1]))
+    luts = cell.analyzer.fuser.luts
+    assert luts is not None
+    assert twin_travel_threshold(twin, cell.analyzer.models, luts, cell.analyzer.extractor.thresholds,
+                                 tmp_path / "twin-cache", STEP_M, n_normals=3, n_passes=2) == record["threshold"]
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="xrserver"):
+        prepare_inspection(config, [])
+    assert "loaded from" in caplog.text, "the next start reads the cached fit"
+    shutil.rmtree(validation / f"V000-{VALIDATION_VEHICLES + 1:05d}")
+    prepare_inspection(config, [])
+    assert len(list((tmp_path / "cache" / "thresholds").glob("fused-threshold-*.json"))) == 2, "fitted again"
+    # passes recorded on another grid than the banks' are refused by name
+    shutil.rmtree(validation)
+    assert run("twin", "passes", "--size", f"{SIZE[0]}x{SIZE[1]}", "--step-m", "0.5", "--vehicles", "1",
+               "--first-vehicle", str(VALIDATION_VEHICLES), "--out", str(validation)).returncode == 0
+    with pytest.raises(InputError, match=r"validation passes on .* the bank of lower on"):
+        prepare_inspection(config, [])
