@@ -413,21 +413,24 @@ def prepare_inspection(config: ServerConfig, sources: Sequence[Source], progress
     th = config.thresholds
     thresholds = Thresholds(score=th.score or 0.5, per_seam=dict(th.per_seam), min_area_mm2=th.min_area_mm2,
                             min_frames=th.min_frames, seam_band_mm=th.seam_band_mm)
+    travel = {c: m.model for c, m in models.items() if isinstance(m, TravelHeatmaps)}
+    from_folder = th.score is None and bool(config.models) and bool(travel) and len(travel) == len(models)
     if th.score is None:
         if any(isinstance(m, TwinReferenceHeatmaps) for m in models.values()):
             thresholds = replace(thresholds, score=TwinReferenceHeatmaps.FUSED_THRESHOLD)
         elif twin is not None and step_m and not config.models and an.model == TravelGaussian.name:
             thresholds = replace(thresholds, score=twin_travel_threshold(
                 twin, models, luts, thresholds, cache, step_m, an.normal_passes, an.validation_passes, progress))
-        elif any(isinstance(m, TravelHeatmaps) for m in models.values()):
-            travel = {c: m.model for c, m in models.items() if isinstance(m, TravelHeatmaps)}
-            if an.validation_folder is not None and len(travel) == len(models):
-                thresholds = replace(thresholds, score=recorded_travel_threshold(
-                    rig, underbody, models, travel, luts, thresholds, an.validation_folder, cache, progress))
-            else:
-                log.warning("thresholds.score: travel banks recorded off the twin have no fitted fused threshold "
-                            "without analyzer.validation_folder (recorded normal passes of every served camera); "
-                            "using 0.5 (3 standard deviations in every view). Set either for this line")
+        elif from_folder and an.validation_folder is not None:
+            thresholds = replace(thresholds, score=recorded_travel_threshold(
+                rig, underbody, models, travel, luts, thresholds, an.validation_folder, cache, progress))
+        elif travel:
+            log.warning("thresholds.score: travel banks recorded off the twin have no fitted fused threshold %s; "
+                        "using 0.5 (3 standard deviations in every view). Set thresholds.score for this line",
+                        "without analyzer.validation_folder" if from_folder else "while other models serve beside them")
+    if an.validation_folder is not None and not from_folder:
+        log.warning("analyzer.validation_folder is not used: it fits the fused threshold of travel banks named in "
+                    "`models` for every served camera, when thresholds.score is unset")
     log.info("fused threshold %.4f", thresholds.score)
     analyzer = InspectionAnalyzer(rig, underbody, models, luts, thresholds)
     return Cell(rig, underbody, analyzer)

@@ -3,12 +3,15 @@
 A cell whose cameras the conveyor's encoder triggers at fixed travel records whole normal passes;
 :func:`read_passes` checks such a folder and :func:`build_banks` turns it into one
 :class:`~pipeline.models.travel_gaussian.TravelGaussian` bank per camera, which the server serves
-through its config's ``models:`` entries. Layout under ``root``::
+through its config's ``models:`` entries; more passes in the same layout fit the banks' fused threshold
+(``analyzer.validation_folder``, :func:`xrserver.fused_threshold.recorded_travel_threshold`). Layout under
+``root``::
 
     grid.json                      {"s0_m": 0.35, "step_m": 0.01, "n": 681, "tolerance_m": 0.002}
     <pass>/<camera>/<k>.png        the frame camera <camera> took at trigger k (travel s0_m + k * step_m)
 
-Every pass holds every camera, and every camera every trigger 0..n-1 (``<k>`` in any zero padding);
+Every pass holds every camera, and every camera every trigger 0..n-1 (``<k>`` in any zero padding;
+hidden folders, whose names start with a dot, are not read);
 images are RGB (or grey) PNG, JPEG, BMP or TIFF of one size per camera. ``xrserver twin passes`` writes
 the twin's normal passes in this layout. Anything else raises :class:`~pipeline.models.errors.InputError`
 naming the file or the first missing triggers.
@@ -113,10 +116,11 @@ def read_passes(root: str | Path, cameras: Sequence[str] | None = None) -> Recor
     if not base.is_dir():
         raise InputError(f"{root} is not a folder of recorded passes")
     grid = read_grid(base)
-    passes = tuple(sorted(p.name for p in base.iterdir() if p.is_dir()))
+    passes = tuple(sorted(p.name for p in base.iterdir() if p.is_dir() and not p.name.startswith(".")))
     if not passes:
         raise InputError(f"{root}: no pass folders beside {GRID_FILE}")
-    held = {name: {c.name for c in (base / name).iterdir() if c.is_dir()} for name in passes}
+    held = {name: {c.name for c in (base / name).iterdir() if c.is_dir() and not c.name.startswith(".")}
+            for name in passes}
     wanted = tuple(cameras) if cameras else tuple(sorted(set().union(*held.values())))
     if not wanted:
         raise InputError(f"{root}: the passes hold no camera folders")

@@ -157,6 +157,14 @@ def test_recorded_validation_passes_fit_the_recorded_banks_fused_threshold(
     shutil.rmtree(validation / f"V000-{VALIDATION_VEHICLES + 1:05d}")
     prepare_inspection(config, [])
     assert len(list((tmp_path / "cache" / "thresholds").glob("fused-threshold-*.json"))) == 2, "fitted again"
+    # without the folder, 0.5 with a warning; a score in the config wins, and an unused folder is named
+    caplog.clear()
+    unset = config.model_copy(update={"analyzer": config.analyzer.model_copy(update={"validation_folder": None})})
+    assert prepare_inspection(unset, []).analyzer.extractor.thresholds.score == 0.5
+    assert "no fitted fused threshold without analyzer.validation_folder" in caplog.text
+    fixed = config.model_copy(update={"thresholds": config.thresholds.model_copy(update={"score": 0.4})})
+    assert prepare_inspection(fixed, []).analyzer.extractor.thresholds.score == 0.4
+    assert "analyzer.validation_folder is not used" in caplog.text
     # passes recorded on another grid than the banks' are refused by name
     shutil.rmtree(validation)
     assert run("twin", "passes", "--size", f"{SIZE[0]}x{SIZE[1]}", "--step-m", "0.5", "--vehicles", "1",
