@@ -119,6 +119,11 @@ def recorded_travel_threshold(rig: Rig, underbody: UnderbodyModel, models: Mappi
         if bank.grid != recorded.grid:
             raise InputError(f"{folder / GRID_FILE}: validation passes on {recorded.grid}, the bank of {cid} on "
                              f"{bank.grid}; record them on the same trigger grid")
+    for cid, bank in banks.items():
+        shared = sorted(set(recorded.passes) & set(bank.training.get("normal_passes", [])))
+        if shared:
+            log.warning("analyzer.validation_folder: the bank of %s was built from passes %s too; the threshold "
+                        "fitted on them errs low (validate on vehicles the banks have not seen)", cid, shared)
     files = sorted((str(p.relative_to(folder)), p.stat().st_size, p.stat().st_mtime_ns)
                    for p in folder.rglob("*") if p.is_file())
     contents = hashlib.sha256()

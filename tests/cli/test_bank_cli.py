@@ -165,6 +165,11 @@ def test_recorded_validation_passes_fit_the_recorded_banks_fused_threshold(
     fixed = config.model_copy(update={"thresholds": config.thresholds.model_copy(update={"score": 0.4})})
     assert prepare_inspection(fixed, []).analyzer.extractor.thresholds.score == 0.4
     assert "analyzer.validation_folder is not used" in caplog.text
+    # the banks' own passes do not validate them
+    caplog.clear()
+    same = config.model_copy(update={"analyzer": config.analyzer.model_copy(update={"validation_folder": passes})})
+    prepare_inspection(same, [])
+    assert "the bank of lower was built from passes ['V000-10000', 'V000-10001', 'V000-10002'] too" in caplog.text
     # passes recorded on another grid than the banks' are refused by name
     shutil.rmtree(validation)
     assert run("twin", "passes", "--size", f"{SIZE[0]}x{SIZE[1]}", "--step-m", "0.5", "--vehicles", "1",
