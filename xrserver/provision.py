@@ -22,6 +22,7 @@ import logging
 import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ from pipeline.frames import FrameSet
 from pipeline.fusion import FusionError, FusionMesh, MeshRaycaster, VisibilityLUT, travel_from_pose
 from pipeline.fusion.reference_diff import ReferenceDiffDetector
 from pipeline.models import api as models_api
+from pipeline.models.artifacts import replace_dir
 from pipeline.models.contract import Prediction
 from pipeline.models.errors import ArtifactError, ModelError
 from pipeline.models.registry import config_to_dict, make_config
@@ -268,11 +270,7 @@ def twin_models(twin: DigitalTwin, camera_ids: Sequence[str], cache_dir: Path, m
         bar.update()
         trained = models_api.calibrate(trained, val_imgs, val_masks)
         bar.update()
-        tmp = folder.with_name(folder.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        models_api.save(trained, tmp)
-        shutil.rmtree(folder, ignore_errors=True)
-        tmp.replace(folder)
+        replace_dir(folder, partial(models_api.save, trained))
         out[cid] = ModelHeatmaps(load_preprocessed(folder, runtime=runtime))
         bar.update()
     bar.close()
@@ -318,10 +316,7 @@ def twin_travel_models(twin: DigitalTwin, camera_ids: Sequence[str], cache_dir: 
         stacks = (np.stack([twin.render(sc, float(s), seq=k, camera_ids=[cid]).frameset.frames[0].image
                             for sc in scenes]) for k, s in enumerate(positions))
         model = TravelGaussian.fit(cid, grid, stacks, config, training)
-        tmp = folder.with_name(folder.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        model.save(tmp)
-        tmp.replace(folder)
+        replace_dir(folder, model.save)
         out[cid] = model
     return dict(sorted(out.items(), key=lambda kv: list(camera_ids).index(kv[0])))
 

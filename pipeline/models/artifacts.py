@@ -17,7 +17,9 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +56,17 @@ def data_hash(images: np.ndarray[Any, Any]) -> str:
     h = hashlib.sha256(repr(images.shape).encode())
     h.update(np.ascontiguousarray(images).tobytes())
     return h.hexdigest()
+
+
+def replace_dir(folder: Path, write: Callable[[Path], object]) -> Path:
+    """Write an artifact directory whole: ``write(tmp)`` into a sibling folder, then swap it in for ``folder``
+    (a crash leaves the old one or a ``.tmp`` beside it, never half of either)."""
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    write(tmp)
+    shutil.rmtree(folder, ignore_errors=True)
+    tmp.replace(folder)
+    return folder
 
 
 def atomic_write(path: Path, data: bytes) -> None:

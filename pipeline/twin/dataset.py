@@ -211,8 +211,9 @@ def export_passes(twin: DigitalTwin, root: str | Path, vehicle_indices: Sequence
     cams = list(camera_ids or twin.rig.camera_ids)
     grid = trigger_grid(twin, step_m)
     base = Path(root)
-    if (base / GRID_FILE).exists() and read_grid(base) != grid:
-        raise InputError(f"{base} holds passes on another trigger grid ({read_grid(base)}); use a new folder")
+    held = read_grid(base) if (base / GRID_FILE).exists() else grid
+    if held != grid:
+        raise InputError(f"{base} holds passes on another trigger grid ({held}); use a new folder")
     for index in vehicle_indices:
         scene = twin.vehicle(index, defect_types=[])
         for k, s in enumerate(grid.positions_m()):

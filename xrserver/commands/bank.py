@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import shutil
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 from pipeline.data.travel_passes import build_banks, read_passes
+from pipeline.models.artifacts import replace_dir
 from pipeline.models.errors import ModelError
 from xrserver.commands.common import add_json_arg, progress_bar, write_json
 from xrserver.errors import CliError
@@ -27,13 +28,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         raise CliError(str(e)) from None
     written = {}
     for cid, bank in banks.items():
-        folder = args.out / cid
-        tmp = folder.with_name(folder.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        bank.save(tmp)
-        shutil.rmtree(folder, ignore_errors=True)
-        tmp.replace(folder)
-        written[cid] = str(folder)
+        written[cid] = str(replace_dir(args.out / cid, bank.save))
     elapsed = time.perf_counter() - t0
     w, h = next(iter(banks.values())).size_wh
     print(f"wrote {len(banks)} bank(s) to {args.out} from {len(recorded.passes)} normal passes, {grid.n} trigger "
@@ -43,8 +38,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     print("serve them with a `models:` entry per camera, e.g. `models: {" + ", ".join(
         f"{c}: {f}" for c, f in list(written.items())[:2]) + "}`")
     write_json(args.json, {"command": "bank build", "passes": list(recorded.passes), "banks": written,
-                           "grid": {"s0_m": grid.s0_m, "step_m": grid.step_m, "n": grid.n,
-                                    "tolerance_m": grid.tolerance_m}, "size_wh": [w, h], "elapsed_s": elapsed})
+                           "grid": asdict(grid), "size_wh": [w, h], "elapsed_s": elapsed})
     return 0
 
 
