@@ -60,6 +60,7 @@ from pipeline.models.registry import make_config
 from pipeline.models.travel_gaussian import TravelGaussian, TravelGaussianConfig, TravelGrid
 from pipeline.twin import DEFECT_TYPES, DigitalTwin, TwinConfig, TwinSample
 from xrserver.config import AnalyzerConfig
+from xrserver.inspection import view_maps
 from xrserver.provision import TwinReferenceHeatmaps, cached_luts, twin_travel_threshold, twin_view_models
 
 logger = logging.getLogger(__name__)
@@ -100,15 +101,12 @@ def reference_detector(name: str, source: HeatmapSource) -> Detector:
 
 def served_detector(name: str, model: str, preset: str, twin: DigitalTwin, cache: Path, step_m: float) -> Detector:
     """The server's per-camera models for ``analyzer.model: model`` (built now, or loaded from ``cache``); a
-    view a model does not score (an all-NaN map) is left out, as the server leaves it out."""
+    view a model does not score (an all-NaN map) is left out, by the server's own code."""
     models = twin_view_models(twin, twin.rig.camera_ids, AnalyzerConfig(model=model, preset=preset), cache, step_m,
                               progress=True)
 
     def detect(sample: TwinSample, reference: TwinSample | None) -> dict[str, F32]:
-        fs = sample.frameset
-        maps = {fr.camera_id: models[fr.camera_id].heatmaps(fr.image[None], [fr.camera_id], fs)[0]
-                for fr in fs.frames}
-        return {c: m for c, m in maps.items() if not np.isnan(m).all()}
+        return view_maps(models, sample.frameset)
 
     def threshold(luts: dict[str, VisibilityLUT], thresholds: Thresholds, n_passes: int) -> float:
         if model == TravelGaussian.name:

@@ -58,6 +58,25 @@ class HeatmapModel(Protocol):
         ...
 
 
+def view_maps(models: Mapping[str, HeatmapModel], frameset: FrameSet) -> dict[str, F32]:
+    """Per-view maps of ``frameset`` by camera id, for the views that have a model in ``models`` and that it
+    scored (an all-NaN map is left out); views that share a model and an image size run as one batch."""
+    groups: dict[tuple[int, tuple[int, int]], list[int]] = {}
+    for i, f in enumerate(frameset.frames):
+        model = models.get(f.camera_id)
+        if model is not None:
+            groups.setdefault((id(model), f.image.shape[:2]), []).append(i)
+    out: dict[str, F32] = {}
+    for idx in groups.values():
+        frames = [frameset.frames[i] for i in idx]
+        maps = models[frames[0].camera_id].heatmaps(np.stack([f.image for f in frames]),
+                                                    [f.camera_id for f in frames], frameset)
+        for f, m in zip(frames, maps, strict=True):
+            if not np.isnan(m).all():
+                out[f.camera_id] = m
+    return out
+
+
 class InspectionAnalyzer:
     """See the module docstring. ``models`` maps camera id -> model; a view without one is not analysed.
 
@@ -94,7 +113,7 @@ class InspectionAnalyzer:
 
     def analyze(self, frameset: FrameSet) -> Analysis:
         t0 = time.perf_counter()
-        maps = self._infer(frameset)
+        maps = view_maps(self.models, frameset)
         t1 = time.perf_counter()
         views = tuple(ViewResult(cid, float(m.max()) if m.size else 0.0, m) for cid, m in maps.items())
         if frameset.T_cell_vehicle is None:  # no pose, nothing to fuse: per-view maps only
@@ -111,23 +130,6 @@ class InspectionAnalyzer:
     def last_state(self) -> FusedState | None:
         """The fused map after the last frame set of this pass (None before the first one with a pose)."""
         return self._last
-
-    def _infer(self, frameset: FrameSet) -> dict[str, F32]:
-        """Per-view maps; views that share a model and an image size run as one batch."""
-        groups: dict[tuple[int, tuple[int, int]], list[int]] = {}
-        for i, f in enumerate(frameset.frames):
-            model = self.models.get(f.camera_id)
-            if model is not None:
-                groups.setdefault((id(model), f.image.shape[:2]), []).append(i)
-        out: dict[str, F32] = {}
-        for idx in groups.values():
-            frames = [frameset.frames[i] for i in idx]
-            maps = self.models[frames[0].camera_id].heatmaps(np.stack([f.image for f in frames]),
-                                                              [f.camera_id for f in frames], frameset)
-            for f, m in zip(frames, maps, strict=True):
-                if not np.isnan(m).all():
-                    out[f.camera_id] = m
-        return out
 
     def end_pass(self, vehicle_id: str | None) -> PassSummary:
         defects = self.tracker.state()
