@@ -60,8 +60,9 @@ from pipeline.models.registry import make_config
 from pipeline.models.travel_gaussian import TravelGaussian, TravelGaussianConfig, TravelGrid
 from pipeline.twin import DEFECT_TYPES, DigitalTwin, TwinConfig, TwinSample
 from xrserver.config import AnalyzerConfig
+from xrserver.heatmaps import TwinReferenceHeatmaps
 from xrserver.inspection import view_maps
-from xrserver.provision import TwinReferenceHeatmaps, cached_luts, twin_travel_threshold, twin_view_models
+from xrserver.provision import cached_luts, twin_travel_threshold, twin_view_models
 
 logger = logging.getLogger(__name__)
 FOUND_MM = 15.0

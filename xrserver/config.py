@@ -146,6 +146,12 @@ class AnalyzerConfig(_Model):
     ``validation_passes`` further normal vehicles. Travel banks recorded on a line (``models``) fit it on
     the normal passes recorded in ``validation_folder`` (the layout of :mod:`pipeline.data.travel_passes`).
     ``diagnostic``: an image statistic for plumbing checks, NOT detection.
+
+    ``max_view_shift_px``: a model with template matching scores a frame only when its view moved at most
+    this far (px) from where it sat in the model's reference frame; null (the default): no farther than
+    its training frames' views did, plus a slack (:func:`xrserver.heatmaps.shift_limits`). Other frames
+    are not scored. It keeps a viewpoint's model to the frames near its station (``models``: a list of
+    artifacts per camera).
     """
 
     kind: Literal["inspection", "diagnostic"] = "inspection"
@@ -159,6 +165,7 @@ class AnalyzerConfig(_Model):
     validation_folder: Path | None = None
     lut_step_m: float = Field(0.02, gt=0, le=1.0)
     heatmap_scale: int = Field(8, ge=1, le=64)
+    max_view_shift_px: int | None = Field(None, ge=0, le=8192)
 
 
 class ThresholdsConfig(_Model):
@@ -208,9 +215,19 @@ class ServerConfig(_Model):
     sync: SyncConfig = SyncConfig()
     underbody: Path | None = None
     analyzer: AnalyzerConfig = AnalyzerConfig()
-    models: dict[str, Path] = Field(default_factory=dict)
+    models: dict[str, Path | list[Path]] = Field(default_factory=dict)
     thresholds: ThresholdsConfig = ThresholdsConfig()
     mqtt: MqttConfig | None = None
+
+    @field_validator("models")
+    @classmethod
+    def _viewpoint_lists(cls, v: dict[str, Path | list[Path]]) -> dict[str, Path | list[Path]]:
+        for cid, paths in v.items():
+            if isinstance(paths, list) and not paths:
+                raise ValueError(f"{cid}: give an artifact directory, or a list of one per viewpoint")
+            if isinstance(paths, list) and len(set(paths)) != len(paths):
+                raise ValueError(f"{cid}: the same artifact is listed more than once")
+        return v
 
     @model_validator(mode="after")
     def _check(self) -> ServerConfig:
@@ -260,7 +277,8 @@ def parse_config(data: Any, origin: str = "config") -> ServerConfig:
     except ValidationError as e:
         err = e.errors()[0]
         more = f" (and {e.error_count() - 1} more)" if e.error_count() > 1 else ""
-        raise ConfigError(f"{origin}: {_field_path(tuple(err['loc']))}: {err['msg']}{more}") from None
+        msg = str(err["msg"]).removeprefix("Value error, ")  # pydantic's prefix for a validator's own message
+        raise ConfigError(f"{origin}: {_field_path(tuple(err['loc']))}: {msg}{more}") from None
 
 
 def load_config(path: str | Path) -> ServerConfig:

@@ -12,8 +12,10 @@ Both are cached on disk under a key of everything they depend on, so only the fi
   (:mod:`pipeline.models.travel_gaussian`) from normal vehicles rendered at every trigger position,
   and :func:`twin_travel_threshold` fits their fused threshold on passes of further normal vehicles
   (:mod:`xrserver.fused_threshold`, which also fits recorded banks' on recorded passes).
+* :func:`load_view_model` loads what the config's ``models`` names for a camera instead.
 
-A damaged cache entry is rebuilt, with a warning. Blocking; called before the server listens.
+Each comes wrapped in its adapter of :mod:`xrserver.heatmaps`. A damaged cache entry is rebuilt, with a
+warning. Blocking; called before the server listens.
 """
 
 from __future__ import annotations
@@ -30,27 +32,23 @@ import numpy as np
 import numpy.typing as npt
 from tqdm import tqdm
 
-from calibration.conveyor import Conveyor
 from calibration.rig import Rig, load_rig, rig_to_dict
 from calibration.underbody import UnderbodyModel, load_underbody
 from overlays.extract import Thresholds
-from pipeline.frames import FrameSet
-from pipeline.fusion import FusionError, FusionMesh, MeshRaycaster, VisibilityLUT, travel_from_pose
-from pipeline.fusion.reference_diff import ReferenceDiffDetector
+from pipeline.fusion import FusionError, FusionMesh, MeshRaycaster, VisibilityLUT
 from pipeline.models import api as models_api
 from pipeline.models.artifacts import replace_dir
-from pipeline.models.contract import Prediction
 from pipeline.models.errors import ArtifactError, ModelError
 from pipeline.models.registry import config_to_dict, make_config
-from pipeline.models.runtime import InferenceModel
 from pipeline.models.training import FitContext
 from pipeline.models.travel_gaussian import TravelGaussian, TravelGaussianConfig, TravelGrid, is_travel_artifact
-from pipeline.preprocess import PreprocessedModel, load_preprocessed
+from pipeline.preprocess import load_preprocessed
 from pipeline.twin import DigitalTwin
 from pipeline.twin.dataset import trigger_grid
 from pipeline.twin.defects import DEFECT_TYPES
 from xrserver.config import AnalyzerConfig, ServerConfig
 from xrserver.fused_threshold import cached, digest, fit_key, quiet_level, recorded_travel_threshold
+from xrserver.heatmaps import ModelHeatmaps, TravelHeatmaps, TwinReferenceHeatmaps
 from xrserver.inspection import HeatmapModel, InspectionAnalyzer
 from xrserver.sources import Source, TwinSource
 
@@ -102,96 +100,6 @@ def cached_luts(rig: Rig, mesh: FusionMesh, s_range_m: tuple[float, float], step
         tmp.replace(path)
         out[cam.camera_id] = lut
     return out
-
-
-class ModelHeatmaps:
-    """Adapts a calibrated :class:`~pipeline.models.runtime.InferenceModel` to the analyzer's HeatmapModel."""
-
-    def __init__(self, model: InferenceModel) -> None:
-        if model.calibration is None:
-            raise ModelError(f"model {model.name} has no calibration; the server needs fitted thresholds")
-        self.model = model
-        self.name = model.name
-        self.version = str(model.manifest.get("model_version", "?"))
-        self.rejected = 0  # frames the template matching said were not the trained view
-
-    def heatmaps(self, images: U8, camera_ids: Sequence[str], frameset: FrameSet) -> F32:
-        """Calibrated maps; a frame its template rejects (not the trained view) gets an all-zero map."""
-        if isinstance(self.model, PreprocessedModel):
-            prepped = self.model.preprocess(images)
-            if not prepped.accepted.all():
-                self.rejected += int((~prepped.accepted).sum())
-                log.debug("%s: %d frame(s) off the trained view scored 0", self.name, int((~prepped.accepted).sum()))
-                out = np.zeros(images.shape[:3], np.float32)
-                for i in np.flatnonzero(prepped.accepted):
-                    out[i] = self._norm(self.model.predict(images[i : i + 1]))[0]
-                return out
-            return self._norm(self.model.predict_preprocessed(prepped))
-        return self._norm(self.model.predict(images))
-
-    @staticmethod
-    def _norm(pred: Prediction) -> F32:
-        assert pred.maps_norm is not None  # calibrated, checked in __init__
-        return pred.maps_norm
-
-
-class TwinReferenceHeatmaps:
-    """Twin only: each view against a render of the same vehicle without its defects (a golden reference).
-
-    Not a trained model: it needs the nominal body rendered at the frame's exact pose, which only
-    the twin has. It exercises fusion, tracking and streaming against ground truth with a detector
-    whose maps are right (``benchmarks/fusion_eval.py --detector refdiff`` measures it).
-    """
-
-    name = "twin-reference"
-    version = "1"
-    #: Its maps saturate on a defect, but a defect shows in few of the frames that see its vertices,
-    #: so its fused scores stay low: use ``thresholds.score`` about this high (measured on the twin).
-    FUSED_THRESHOLD = 0.12
-
-    def __init__(self, twin: DigitalTwin, detector: ReferenceDiffDetector | None = None) -> None:
-        """``twin``: an instance of its own (a DigitalTwin is not shared between threads)."""
-        self.twin = twin
-        self.detector = detector or ReferenceDiffDetector(floor=0.04, span=0.015)
-
-    def heatmaps(self, images: U8, camera_ids: Sequence[str], frameset: FrameSet) -> F32:
-        vid = frameset.vehicle_id
-        prefix = f"V{self.twin.config.seed:03d}-"
-        if vid is None or not vid.startswith(prefix) or frameset.T_cell_vehicle is None:
-            raise ModelError(f"twin-reference needs a vehicle of this twin ({prefix}NNNNN) and a pose, got {vid!r}")
-        spec = self.twin.vehicle_spec(int(vid[len(prefix):]))
-        s_m = travel_from_pose(self.twin.rig.conveyor, frameset.T_cell_vehicle)
-        ref = self.twin.render(self.twin.scene(spec.with_defects([])), s_m, frameset.seq + 1_000_000,
-                               camera_ids=camera_ids).frameset
-        return np.stack([self.detector(c, img, ref.frame(c).image) for c, img in zip(camera_ids, images, strict=True)])
-
-
-class TravelHeatmaps:
-    """Adapts a :class:`~pipeline.models.travel_gaussian.TravelGaussian` to the analyzer: the frame's
-    conveyor travel comes from its pose. A frame off the model's travel grid is not scored: its map is
-    all NaN, which the analyzer leaves out of fusion, and it is counted in ``unscored``."""
-
-    def __init__(self, model: TravelGaussian, conveyor: Conveyor) -> None:
-        self.model = model
-        self.conveyor = conveyor
-        self.name = model.name
-        self.version = model.version
-        self.unscored = 0
-
-    def heatmaps(self, images: U8, camera_ids: Sequence[str], frameset: FrameSet) -> F32:
-        if frameset.T_cell_vehicle is None:
-            raise ModelError(f"{self.name} needs the vehicle pose of frame set {frameset.seq}; it has none")
-        s_m = travel_from_pose(self.conveyor, frameset.T_cell_vehicle)
-        out = np.full(images.shape[:3], np.nan, np.float32)
-        for i, image in enumerate(images):
-            m = self.model.heatmap(image, s_m)
-            if m is None:
-                self.unscored += 1
-                log.debug("%s: frame set %d at %.4f m is off the travel grid; not scored", self.name, frameset.seq,
-                          s_m)
-            else:
-                out[i] = m
-        return out
 
 
 #: first index of the twin's normal vehicles whose frames train the models (none is ever a test vehicle)
@@ -358,17 +266,35 @@ def twin_view_models(twin: DigitalTwin, camera_ids: Sequence[str], analyzer: Ana
                            progress=progress, runtime=analyzer.runtime))
 
 
-def load_view_model(camera_id: str, path: Path, rig: Rig, runtime: str = "onnx", device: str = "cpu") -> HeatmapModel:
+def load_view_model(camera_id: str, paths: Path | Sequence[Path], rig: Rig, runtime: str = "onnx",
+                    device: str = "cpu", max_shift_px: int | None = None) -> HeatmapModel:
     """Camera ``camera_id``'s served model from its artifact directory: a travel-gaussian bank (recorded for
-    this camera, at its image size) or a trained image model. Raises :class:`ModelError`."""
-    if not is_travel_artifact(path):
-        return ModelHeatmaps(load_preprocessed(path, runtime, device))
-    bank = TravelGaussian.load(path)
+    this camera, at its image size) or a trained image model; or from one trained image model per viewpoint
+    of the camera (a list of directories; see :class:`~xrserver.heatmaps.ModelHeatmaps`). Raises
+    :class:`ModelError` (an :class:`ArtifactError` for an artifact of another camera or image size)."""
     cam = rig.camera(camera_id)
-    if bank.camera_id != camera_id or bank.size_wh != (cam.width_px, cam.height_px):
-        raise ArtifactError(f"{path}: a travel bank of camera {bank.camera_id} at {bank.size_wh[0]}x{bank.size_wh[1]}, "
-                            f"given for camera {camera_id} at {cam.width_px}x{cam.height_px}")
-    return TravelHeatmaps(bank, rig.conveyor)
+    size = (cam.width_px, cam.height_px)
+    several = [paths] if isinstance(paths, Path) else list(paths)
+    if len(several) == 1 and is_travel_artifact(several[0]):
+        bank = TravelGaussian.load(several[0])
+        if bank.camera_id != camera_id or bank.size_wh != size:
+            raise ArtifactError(f"{several[0]}: a travel bank of camera {bank.camera_id} at {bank.size_wh[0]}x"
+                                f"{bank.size_wh[1]}, given for camera {camera_id} at {size[0]}x{size[1]}")
+        return TravelHeatmaps(bank, rig.conveyor)
+    models = []
+    for path in several:
+        if is_travel_artifact(path):
+            raise ArtifactError(f"{path}: a travel bank serves its camera alone, not in a list of viewpoints")
+        model = load_preprocessed(path, runtime, device)
+        fitted = model.preprocessor.frame_size_wh
+        if fitted is not None and fitted != size:
+            raise ArtifactError(f"{path}: fitted on {fitted[0]}x{fitted[1]} frames, given for camera {camera_id} "
+                                f"at {size[0]}x{size[1]}")
+        models.append(model)
+    try:
+        return ModelHeatmaps(models, max_shift_px)
+    except ModelError as e:
+        raise ModelError(f"models.{camera_id}: {e}") from e
 
 
 def prepare_inspection(config: ServerConfig, sources: Sequence[Source], progress: bool = False) -> Cell:
@@ -393,7 +319,8 @@ def prepare_inspection(config: ServerConfig, sources: Sequence[Source], progress
     if underbody is None:
         raise ValueError("underbody: an underbody mesh is needed without the twin")
     models: dict[str, HeatmapModel] = {
-        cid: load_view_model(cid, path, rig, an.runtime, an.device) for cid, path in config.models.items()}
+        cid: load_view_model(cid, paths, rig, an.runtime, an.device, an.max_view_shift_px)
+        for cid, paths in config.models.items()}
     step_m = 0.0
     if twin is not None and twin_src is not None:
         missing = [c for c in twin_src.camera_ids if c not in models]

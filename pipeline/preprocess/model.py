@@ -147,6 +147,9 @@ def train_preprocessed(name: str, images: U8, config: PreprocessConfig, roi: Mas
     ctx = dataclasses.replace(ctx or FitContext(), sources=sources)
     model = api.train(name, prepped.images[keep], preset=preset, ctx=ctx, **overrides)
     model.training["preprocess_rejected"] = int((~keep).sum())
+    if pre.template is not None:  # how far the training views moved: the views a server should let it score
+        offsets = prepped.offsets_xy[keep]
+        model.training["template_offsets_px"] = [offsets.min(axis=0).tolist(), offsets.max(axis=0).tolist()]
     log.info("preprocessing: %s", pre.describe())
     return PreprocessedModel(model, pre)
 

@@ -120,6 +120,11 @@ class PreprocessedBatch:
     offsets_xy: npt.NDArray[np.int32]
     accepted: npt.NDArray[np.bool_]
 
+    def take(self, idx: npt.NDArray[np.intp]) -> PreprocessedBatch:
+        """The frames at ``idx`` of this batch."""
+        return PreprocessedBatch(self.images[idx], None if self.roi is None else self.roi[idx], self.match_scores[idx],
+                                 self.offsets_xy[idx], self.accepted[idx])
+
     def require_accepted(self) -> None:
         """Raises FrameRejectedError naming the frames below the threshold."""
         if self.accepted.all():

@@ -18,10 +18,10 @@ from pipeline.models.errors import InputError
 from pipeline.models.travel_gaussian import TravelGaussian
 from pipeline.twin import DigitalTwin, TwinConfig
 from xrserver.config import load_config
+from xrserver.heatmaps import TravelHeatmaps
 from xrserver.provision import (
     NORMAL_VEHICLES,
     VALIDATION_VEHICLES,
-    TravelHeatmaps,
     load_view_model,
     prepare_inspection,
     twin_travel_models,

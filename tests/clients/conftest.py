@@ -17,7 +17,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
 from xrserver.config import AnalyzerConfig, ServerConfig, StorageConfig, ThresholdsConfig
-from xrserver.provision import TwinReferenceHeatmaps
+from xrserver.heatmaps import TwinReferenceHeatmaps
 from xrserver.testing import scaled
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

@@ -16,6 +16,7 @@ import pytest
 from pipeline.models import ArtifactError, FitContext, TrainedModel, get_entry, make_config
 from pipeline.models.artifacts import write_manifest
 from pipeline.models.contract import top_fraction_scores
+from pipeline.models.errors import ModelError
 from pipeline.preprocess import (
     FrameRejectedError,
     PreprocessConfig,
@@ -32,7 +33,9 @@ from pipeline.preprocess import (
     train_preprocessed,
     translate,
 )
-from xrserver.provision import ModelHeatmaps
+from pipeline.twin import DigitalTwin, TwinConfig
+from xrserver.heatmaps import ModelHeatmaps
+from xrserver.provision import load_view_model
 
 U8 = npt.NDArray[np.uint8]
 Mask = npt.NDArray[np.bool_]
@@ -213,9 +216,8 @@ def _cut(mask: Mask, off: tuple[int, int]) -> int:
     return int(mask.sum() - translate(mask, off).sum())
 
 
-@pytest.fixture(scope="module")
-def masked(tmp_path_factory: pytest.TempPathFactory) -> tuple[PreprocessedModel, Path, View]:
-    view = synthetic_view(8)
+def _masked_artifact(view: View, d: Path) -> PreprocessedModel:
+    """A masked, template-matching PatchCore of ``view``, calibrated on a planted defect and saved in ``d``."""
     cfg = PreprocessConfig(template=True, template_threshold=0.7, roi=True, roi_margin_px=4)
     model = train_preprocessed("patchcore", view.frames[:6], cfg, preset="tiny", ctx=FitContext(seed=0),
                                seam_mask=view.seams[0])
@@ -224,9 +226,24 @@ def masked(tmp_path_factory: pytest.TempPathFactory) -> tuple[PreprocessedModel,
     masks[1, 30:36, 60:66] = True
     val[1][masks[1]] = (20, 20, 20)
     model = calibrate_preprocessed(model, val, masks)
-    d = tmp_path_factory.mktemp("masked")
     save_preprocessed(model, d)
-    return model, d, view
+    return model
+
+
+@pytest.fixture(scope="module")
+def masked(tmp_path_factory: pytest.TempPathFactory) -> tuple[PreprocessedModel, Path, View]:
+    view = synthetic_view(8)
+    d = tmp_path_factory.mktemp("masked")
+    return _masked_artifact(view, d), d, view
+
+
+@pytest.fixture(scope="module")
+def second_viewpoint(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, View]:
+    """The same camera's model of another viewpoint (another scene), trained alike."""
+    view = synthetic_view(8, seed=1, view_seed=5)
+    d = tmp_path_factory.mktemp("second_viewpoint")
+    _masked_artifact(view, d)
+    return d, view
 
 
 def test_masked_patchcore_zeroes_maps_outside_the_roi_after_a_round_trip(
@@ -267,15 +284,64 @@ def test_served_model_rejects_another_view(masked: tuple[PreprocessedModel, Path
 
 def test_the_server_serves_the_artifact_with_its_preprocessing(masked: tuple[PreprocessedModel, Path, View]) -> None:
     _, d, view = masked
-    served = ModelHeatmaps(load_preprocessed(d))  # as xrserver.provision loads configured models
+    served = ModelHeatmaps(load_preprocessed(d), max_shift_px=4)  # as xrserver.provision loads configured models
     other = synthetic_view(1, view_seed=5).frames[0]
     maps = served.heatmaps(np.stack([view.frames[7], other]), ("lower", "lower"), None)  # type: ignore[arg-type]
-    model = served.model
+    (model,) = served.models
     assert isinstance(model, PreprocessedModel) and model.preprocessor.roi_reference is not None
     off = model.preprocess(view.frames[7:8]).offsets_xy[0]
     roi = translate(model.preprocessor.roi_reference, (int(off[0]), int(off[1])))  # in frame coordinates
     assert maps.shape == (2, *SIZE_HW) and maps[0].max() > 0 and not maps[0][~roi].any()
-    assert not maps[1].any() and served.rejected == 1, "a frame of another view scores nothing"
+    assert np.isnan(maps[1]).all() and served.unscored == 1, "a frame of another view is not scored"
+
+
+def test_one_camera_serves_a_model_per_viewpoint(masked: tuple[PreprocessedModel, Path, View],
+                                                 second_viewpoint: tuple[Path, View]) -> None:
+    """The paper's station camera: the config lists an artifact per viewpoint; each frame goes to the model
+    whose template matches it, scored as that model alone would; a frame of no viewpoint is not scored."""
+    (_, d1, view1), (d2, view2) = masked, second_viewpoint
+    rig = DigitalTwin(TwinConfig(seed=0, width_px=SIZE_HW[1], height_px=SIZE_HW[0])).rig
+    served = load_view_model("lower", [d1, d2], rig, max_shift_px=4)  # the synthetic views move up to 4 px
+    assert isinstance(served, ModelHeatmaps) and served.name == "patchcore"
+    stranger = synthetic_view(1, view_seed=99).frames[0]
+    frames = np.stack([view2.frames[7], view1.frames[7], stranger, view2.frames[6]])
+    maps = served.heatmaps(frames, ["lower"] * 4, None)  # type: ignore[arg-type]
+    assert served.scored == [1, 2] and served.unscored == 1
+    assert np.isnan(maps[2]).all() and not np.isnan(maps[[0, 1, 3]]).any()
+    for d, idx in ((d1, [1]), (d2, [0, 3])):
+        alone = ModelHeatmaps(load_preprocessed(d), max_shift_px=4)
+        np.testing.assert_allclose(maps[idx], alone.heatmaps(frames[idx], ["lower"] * len(idx), None),  # type: ignore[arg-type]
+                                   atol=1e-6)
+    with pytest.raises(ArtifactError, match=r"fitted on 128x96 frames, given for camera lower at 320x240"):
+        load_view_model("lower", [d1, d2], DigitalTwin(TwinConfig(seed=0, width_px=320, height_px=240)).rig)
+    second = served.models[1]
+    assert isinstance(second, PreprocessedModel)
+    blind = PreprocessedModel(second.inner, second.preprocessor.without(template=True), second.calibration)
+    with pytest.raises(ModelError, match=r"2 models serve one camera, but \['patchcore'\] match no template"):
+        ModelHeatmaps([served.models[0], blind])
+
+
+def test_a_view_moved_too_far_from_the_trained_one_is_not_scored(
+        masked: tuple[PreprocessedModel, Path, View]) -> None:
+    _, d, view = masked
+    loaded = load_preprocessed(d)
+    moves = np.array(view.offsets_xy[:6])  # the training frames'
+    trained = [moves.min(axis=0).tolist(), moves.max(axis=0).tolist()]
+    assert loaded.manifest["training"]["template_offsets_px"] == trained
+    by_default = ModelHeatmaps(loaded)  # within the training views' moves, and 1 px more at this width
+    far = translate(view.frames[0], (trained[1][0] + 2, 0))
+    maps = by_default.heatmaps(np.stack([view.frames[4], far]), ["lower"] * 2, None)  # type: ignore[arg-type]
+    assert not np.isnan(maps[0]).any() and np.isnan(maps[1]).all() and by_default.unscored == 1
+    served = ModelHeatmaps(load_preprocessed(d), max_shift_px=2)
+    maps = served.heatmaps(view.frames, ["lower"] * len(view.frames), None)  # type: ignore[arg-type]
+    near = np.array([max(abs(dx), abs(dy)) <= 2 for dx, dy in view.offsets_xy])
+    assert near.any() and not near.all(), "the synthetic view has frames on either side of the limit"
+    assert (np.isnan(maps).all(axis=(1, 2)) == ~near).all() and served.unscored == int((~near).sum())
+    with pytest.raises(ModelError, match="max_shift_px"):
+        ModelHeatmaps(load_preprocessed(d), max_shift_px=-1)
+    loaded.manifest["training"]["template_offsets_px"] = [[3, 0], [1, 2]]  # as a hand-edited manifest might
+    with pytest.raises(ArtifactError, match=r"training\.template_offsets_px must be \[\[min x, min y\]"):
+        ModelHeatmaps(loaded)
 
 
 def test_a_tampered_roi_file_is_caught(masked: tuple[PreprocessedModel, Path, View], tmp_path: Path) -> None:

@@ -28,11 +28,10 @@ from pipeline.models.errors import ArtifactError, ModelError
 from pipeline.models.travel_gaussian import TravelGaussian, TravelGrid
 from pipeline.twin import DigitalTwin, TwinConfig
 from xrserver.config import AnalyzerConfig, ServerConfig, StorageConfig, SyncConfig
+from xrserver.heatmaps import TravelHeatmaps, TwinReferenceHeatmaps
 from xrserver.inspection import InspectionAnalyzer
 from xrserver.provision import (
     NORMAL_VEHICLES,
-    TravelHeatmaps,
-    TwinReferenceHeatmaps,
     cached_luts,
     load_view_model,
     twin_travel_models,
@@ -169,6 +168,8 @@ def test_a_view_off_the_travel_grid_is_left_out_of_fusion(cell: Cell, tmp_path: 
     assert isinstance(loaded, TravelHeatmaps) and loaded.model.grid == grid
     with pytest.raises(ArtifactError, match="travel bank of camera lower at 320x240, given for camera oblique_left"):
         load_view_model("oblique_left", bank, twin.rig)
+    with pytest.raises(ArtifactError, match="a travel bank serves its camera alone"):
+        load_view_model("lower", [bank, tmp_path / "lower-front"], twin.rig)
 
 
 def test_the_fitted_travel_threshold_is_cached_and_fitted_again_when_damaged(

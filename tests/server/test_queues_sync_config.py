@@ -12,9 +12,9 @@ from overlays.examples import example_messages
 from pipeline.frames import Frame
 from pipeline.models.travel_gaussian import TravelGaussian
 from xrserver.config import ConfigError, load_config, parse_config
+from xrserver.heatmaps import TwinReferenceHeatmaps
 from xrserver.hub import ClientInfo, Hub
 from xrserver.outbox import Outbox
-from xrserver.provision import TwinReferenceHeatmaps
 from xrserver.sync import FrameSync
 from xrserver.ws import TokenBucket, origin_allowed
 
@@ -142,6 +142,8 @@ def test_config_files(tmp_path: Path) -> None:
     assert reference.analyzer.model == TwinReferenceHeatmaps.name
     travel = load_config(repo / "configs" / "twin-travel.yaml")
     assert travel.analyzer.model == TravelGaussian.name
+    stations = load_config(repo / "configs" / "twin-viewpoints.yaml")
+    assert stations.models == {"lower": [Path(f"out/models/lower-{vp}") for vp in ("front", "centre", "back")]}
     # the fused threshold is each model's own (tests/server/test_inspection.py checks what the server makes of it)
     assert example.thresholds.score is reference.thresholds.score is travel.thresholds.score is None
     bad = tmp_path / "bad.yaml"
