@@ -217,3 +217,23 @@ def test_model_latency_runs_from_a_folder_without_the_renderer_and_checks_each_r
     assert abs(relative_error(ref * 1.01, ref) - 0.01) < 1e-9
     assert relative_error(np.full_like(ref, np.nan), ref) == float("inf")
     assert relative_error(np.ones_like(ref), np.ones_like(ref)) is None  # a flat reference proves nothing
+
+
+def test_viewpoint_shift_scores_a_viewpoint_model_off_its_station(tmp_path: Path) -> None:
+    art = tmp_path / "front"
+    train = subprocess.run([sys.executable, "-m", "xrserver.cli", "train", "--model", "gaussian", "--preset", "tiny",
+                            "--twin", "lower", "--twin-viewpoint", "front", "--twin-size", "160x120", "--template",
+                            "--roi", "--photometric", "--contrast", "--out", str(art)],
+                           cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert train.returncode == 0, train.stderr[-3000:]
+    out = _run("viewpoint_shift.py", str(art), "--viewpoint", "front", "--normal", "3", "--defects-per-type", "1",
+               "--shifts-cm", "0", "30", timeout=600)
+    trained = json.loads((art / "manifest.json").read_text())["training"]["template_offsets_px"]
+    assert f"3 normal and 5 defect vehicles; scored by default: template offsets [[{trained[0][0] - 1}, " in out
+    rows = [line.split(" | ") for line in out.splitlines() if line.startswith("| +")]
+    assert [r[0] for r in rows] == ["| +0", "| +30"]
+    assert rows[0][-1] == "1.00x |", "the station is the baseline"
+    assert int(rows[0][3].split(" of ")[0]) >= 3, "the station's frames are scored by default"
+    assert rows[1][3].startswith("0 of "), "30 cm off its station no view is scored by default"
+    proc = _proc("viewpoint_shift.py", str(ROOT / "configs"), "--viewpoint", "front")
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr[-300:]
