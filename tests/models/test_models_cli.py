@@ -108,9 +108,10 @@ def test_models_group_trains_unmasked_for_comparison(folder: Path, tmp_path: Pat
 def test_train_on_a_twin_viewpoint_with_the_photometric_and_contrast_steps(tmp_path: Path) -> None:
     art, js = tmp_path / "g", tmp_path / "t.json"
     assert main(["train", "--model", "gaussian", "--twin", "lower", "--twin-viewpoint", "centre", "--twin-size",
-                 "160x120", "--twin-train-frames", "3", "--photometric", "--contrast", "--roi", "--out", str(art),
-                 "--json", str(js)]) == 0
+                 "160x120", "--twin-train-frames", "3", "--twin-val", "3", "1", "--twin-test", "2", "1",
+                 "--photometric", "--contrast", "--roi", "--out", str(art), "--json", str(js)]) == 0
     result = json.loads(js.read_text())
+    assert (result["metrics"]["n_images"], result["metrics"]["n_anomalous"]) == (2 + 5, 5), "2 normal, 1 per type"
     cfg = result["preprocess"]["config"]
     assert result["data"] == "twin:lower:centre" and cfg["photometric"] and cfg["contrast"]
     assert (cfg["contrast_kernel_px"], cfg["contrast_pool_px"]) == (3, 1)  # scaled to 160 px of width
@@ -135,6 +136,9 @@ def test_train_sets_the_contrast_max_pool_and_refuses_a_bad_one_before_reading_d
         assert main(["train", "--model", "gaussian", "--data", str(tmp_path / "absent"), "--out",
                      str(tmp_path / "x"), *bad]) == 2
         assert says in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:  # argparse's own check
+        main(["train", "--model", "gaussian", "--twin", "lower", "--twin-val", "0", "1", "--out", str(tmp_path / "x")])
+    assert e.value.code == 2 and "--twin-val: expected a positive integer, got 0" in capsys.readouterr().err
 
 
 def test_train_sets_model_options_in_the_manifest_and_refuses_bad_ones_before_reading_data(

@@ -90,6 +90,11 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--twin-size", type=image_size, default=(320, 240), help="twin image size WIDTHxHEIGHT (320x240)")
     p.add_argument("--twin-seed", type=non_negative_int, default=0, help="twin seed (default 0)")
     p.add_argument("--twin-train-frames", type=positive_int, default=12, help="normal training frames (12)")
+    p.add_argument("--twin-val", type=positive_int, nargs=2, default=(4, 1), metavar=("NORMAL", "PER_TYPE"),
+                   help="validation frames, on which the thresholds are fitted: normal, and defects per type (4 1; "
+                        "the accuracy benchmark's 12 2 for an artifact to serve)")
+    p.add_argument("--twin-test", type=positive_int, nargs=2, default=(6, 2), metavar=("NORMAL", "PER_TYPE"),
+                   help="test frames: normal, and defects per type (6 2)")
     p.add_argument("--twin-viewpoint", choices=("front", "centre", "back"), default=None,
                    help="the paper's setting: every frame at the station where this sub-region faces the camera, "
                         "defects on its seams (default: frames over the whole pass)")
@@ -223,8 +228,10 @@ def _render_twin(args: argparse.Namespace, train_only: bool) -> MvtecSplits:
     w, h = args.twin_size
     twin = DigitalTwin(TwinConfig(seed=args.twin_seed, width_px=w, height_px=h))
     # margin 0: the ROI masks are the seams themselves, widened by the preprocessing's own margin
+    (val_normal, val_per_type), (test_normal, test_per_type) = args.twin_val, args.twin_test
     plan = TwinSetPlan(camera_id=args.twin, train_frames=args.twin_train_frames, roi_margin_px=0,
-                       viewpoint=args.twin_viewpoint)
+                       viewpoint=args.twin_viewpoint, val_normal=val_normal, val_defects_per_type=val_per_type,
+                       test_normal=test_normal, test_defects_per_type=test_per_type)
     if train_only:
         plan = dataclasses.replace(plan, val_normal=0, val_defects_per_type=0, test_normal=0, test_defects_per_type=0)
     if args.twin not in twin.rig.camera_ids:
