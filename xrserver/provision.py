@@ -48,7 +48,7 @@ from pipeline.twin.dataset import trigger_grid
 from pipeline.twin.defects import DEFECT_TYPES
 from xrserver.config import AnalyzerConfig, ServerConfig
 from xrserver.fused_threshold import cached, digest, fit_key, quiet_level, recorded_travel_threshold
-from xrserver.heatmaps import ModelHeatmaps, TravelHeatmaps, TwinReferenceHeatmaps
+from xrserver.heatmaps import ModelHeatmaps, TravelHeatmaps, TwinReferenceHeatmaps, shift_limits
 from xrserver.inspection import HeatmapModel, InspectionAnalyzer
 from xrserver.sources import Source, TwinSource
 
@@ -286,6 +286,10 @@ def load_view_model(camera_id: str, paths: Path | Sequence[Path], rig: Rig, runt
         if is_travel_artifact(path):
             raise ArtifactError(f"{path}: a travel bank serves its camera alone, not in a list of viewpoints")
         model = load_preprocessed(path, runtime, device)
+        if max_shift_px is None and model.preprocessor.template is not None and shift_limits(model) is None:
+            log.warning("%s records no moves of its training views (trained before 2026-12-05): it scores every frame "
+                        "its template accepts, however far the view moved; set analyzer.max_view_shift_px or train it "
+                        "again", path)
         fitted = model.preprocessor.frame_size_wh
         if fitted is not None and fitted != size:
             raise ArtifactError(f"{path}: fitted on {fitted[0]}x{fitted[1]} frames, given for camera {camera_id} "

@@ -321,6 +321,26 @@ def test_one_camera_serves_a_model_per_viewpoint(masked: tuple[PreprocessedModel
         ModelHeatmaps([served.models[0], blind])
 
 
+def test_an_artifact_that_records_no_training_moves_is_named_at_load(
+        masked: tuple[PreprocessedModel, Path, View], tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    _, d, _ = masked
+    for f in d.iterdir():
+        (tmp_path / f.name).write_bytes(f.read_bytes())
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    del manifest["training"]["template_offsets_px"]  # as saved before the record existed
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    rig = DigitalTwin(TwinConfig(seed=0, width_px=SIZE_HW[1], height_px=SIZE_HW[0])).rig
+    with caplog.at_level("WARNING", logger="xrserver.provision"):
+        served = load_view_model("lower", tmp_path, rig)
+    assert f"{tmp_path} records no moves of its training views" in caplog.text
+    assert isinstance(served, ModelHeatmaps) and served.max_shift_px is None
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="xrserver.provision"):
+        load_view_model("lower", tmp_path, rig, max_shift_px=4)
+        load_view_model("lower", d, rig)
+    assert not caplog.text, "a set limit, or a recorded one, needs no warning"
+
+
 def test_a_view_moved_too_far_from_the_trained_one_is_not_scored(
         masked: tuple[PreprocessedModel, Path, View]) -> None:
     _, d, view = masked
