@@ -190,9 +190,7 @@ def predict_dataset(model: PreprocessedModel, images: U8, roi: Mask | None = Non
         m = np.zeros(prepped.images.shape[:3], np.float32)
         ok = prepped.accepted
         if ok.any():
-            sub = PreprocessedBatch(prepped.images[ok], None if prepped.roi is None else prepped.roi[ok],
-                                    prepped.match_scores[ok], prepped.offsets_xy[ok], ok[ok])
-            p = model.predict_preprocessed(sub)
+            p = model.predict_preprocessed(prepped.take(np.flatnonzero(ok)))
             s[ok], m[ok] = p.scores, p.maps
         scores.append(s)
         maps.append(m)
