@@ -32,7 +32,7 @@ from pipeline.data.twinset import VIEWPOINT_X_M, defect_in_view
 from pipeline.preprocess import PreprocessedModel, load_preprocessed
 from pipeline.twin import DEFECT_TYPES, DigitalTwin, TwinConfig, VehicleScene
 from pipeline.twin.defects import sample_defect
-from xrserver.heatmaps import shift_limits
+from xrserver.heatmaps import shift_limits, within_limits
 
 #: first twin vehicle of this benchmark's normal and defect sets: none trains, validates or tests a model
 FIRST_NORMAL, FIRST_DEFECT = 40_000, 41_000
@@ -108,8 +108,7 @@ def main() -> None:
     base = None
     for cm in args.shifts_cm:
         peaks, offsets, defective = score_at(model, twin, args.camera, scenes, station + cm / 100)
-        inside = (np.ones(len(peaks), bool) if limits is None
-                  else ((offsets >= limits[0]) & (offsets <= limits[1])).all(axis=1))
+        inside = within_limits(limits, offsets)
         normal = peaks[~defective]
         auc = roc_auc_score(defective, peaks) if 0 < defective.sum() < len(peaks) else float("nan")
         if cm == 0:

@@ -63,6 +63,13 @@ def shift_limits(model: PreprocessedModel, max_shift_px: int | None = None) -> n
     return moves + np.array([[-slack], [slack]], np.int32)
 
 
+def within_limits(limits: npt.NDArray[np.int32] | None, offsets_xy: npt.NDArray[np.int32]) -> npt.NDArray[np.bool_]:
+    """Per frame, whether its template offset (N, 2) lies within ``limits`` of :func:`shift_limits` (None: any)."""
+    if limits is None:
+        return np.ones(len(offsets_xy), bool)
+    return np.asarray(((offsets_xy >= limits[0]) & (offsets_xy <= limits[1])).all(axis=1))
+
+
 class ModelHeatmaps:
     """One camera's calibrated model, or one model per viewpoint of the camera.
 
@@ -109,9 +116,7 @@ class ModelHeatmaps:
         batches = [m.preprocess(images) for m in self._preprocessed]
         fits = []
         for b, limits in zip(batches, self._limits, strict=True):
-            takes = b.accepted.copy()
-            if limits is not None:
-                takes &= ((b.offsets_xy >= limits[0]) & (b.offsets_xy <= limits[1])).all(axis=1)
+            takes = b.accepted & within_limits(limits, b.offsets_xy)
             fits.append(np.where(takes, np.nan_to_num(b.match_scores, nan=0.0), -np.inf))
         fit = np.stack(fits)  # (models, frames): the template match of each model that takes the frame
         best, taken = fit.argmax(axis=0), np.isfinite(fit.max(axis=0))
