@@ -28,10 +28,9 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from pipeline.data.twinset import VIEWPOINT_X_M, defect_in_view
+from pipeline.data.twinset import VIEWPOINT_X_M, defect_in_view, defect_on_seams
 from pipeline.preprocess import PreprocessedModel, load_preprocessed
 from pipeline.twin import DEFECT_TYPES, DigitalTwin, TwinConfig, VehicleScene
-from pipeline.twin.defects import sample_defect
 from xrserver.heatmaps import shift_limits, within_limits
 
 #: first twin vehicle of this benchmark's normal and defect sets: none trains, validates or tests a model
@@ -49,9 +48,7 @@ def defect_scenes(twin: DigitalTwin, camera_id: str, viewpoint: str, station_m: 
     for dtype in DEFECT_TYPES:
         got = 0
         while got < per_type:
-            seam = seams[int(rng.integers(0, len(seams)))]
-            d = sample_defect(rng, f"v{vehicle:05d}-d0", dtype, seam.seam_id, seam.length_m, seam.bead_width_mm)
-            scene = twin.scene(twin.vehicle_spec(vehicle, defect_types=[]).with_defects([d]))
+            scene = defect_on_seams(twin, rng, vehicle, dtype, seams)
             vehicle += 1
             if defect_in_view(camera, T, scene.regions[0], EDGE_MARGIN):
                 out.append(scene)

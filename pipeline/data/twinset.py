@@ -18,13 +18,14 @@ gap stays inside it, and a misaligned bead may leave it, as on a line.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
 from calibration.camera import CameraModel
+from calibration.underbody import Seam
 from pipeline.data.mvtec import AnomalySet
 from pipeline.preprocess.roi import widen_each
 from pipeline.twin import DEFECT_TYPES, DefectType, DigitalTwin, VehicleScene
@@ -85,6 +86,15 @@ def defect_in_view(camera: CameraModel, T_cell_vehicle: npt.NDArray[np.float64],
     return bool(np.all(camera.in_image(uv, edge_margin * camera.width_px + radius_px)))
 
 
+def defect_on_seams(twin: DigitalTwin, rng: np.random.Generator, vehicle: int, dtype: DefectType,
+                    seams: Sequence[Seam]) -> VehicleScene:
+    """Vehicle ``vehicle`` without its own defects, with one defect of ``dtype`` on a seam drawn from ``seams``."""
+    seam = seams[int(rng.integers(0, len(seams)))]
+    spec = twin.vehicle_spec(vehicle, defect_types=[])
+    d = sample_defect(rng, f"v{vehicle:05d}-d0", dtype, seam.seam_id, seam.length_m, seam.bead_width_mm)
+    return twin.scene(spec.with_defects([d]))
+
+
 def render_twin_splits(twin: DigitalTwin, plan: TwinSetPlan | None = None,
                        progress: Callable[[int], None] | None = None) -> tuple[AnomalySet, AnomalySet, AnomalySet]:
     """Render (train, validation, test) for ``plan.camera_id``. Train holds normal frames only; a split
@@ -116,10 +126,7 @@ def render_twin_splits(twin: DigitalTwin, plan: TwinSetPlan | None = None,
         if station is None:
             scene = twin.vehicle(vehicle, defect_types=[dtype])
             return scene, twin.s_centering(cam, scene.regions[0].centroid_m) + float(rng.uniform(-0.05, 0.05))
-        seam = seams[int(rng.integers(0, len(seams)))]
-        spec = twin.vehicle_spec(vehicle, defect_types=[])
-        d = sample_defect(rng, f"v{vehicle:05d}-d0", dtype, seam.seam_id, seam.length_m, seam.bead_width_mm)
-        return twin.scene(spec.with_defects([d])), travel()
+        return defect_on_seams(twin, rng, vehicle, dtype, seams), travel()
 
     def normal(n: int, frames_per_vehicle: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, str]]:
         nonlocal vehicle
