@@ -184,6 +184,40 @@ def test_fusion_eval_measures_the_served_models_beside_the_golden_reference(tmp_
         assert not (tmp_path / "untouched").exists(), "a bad detector is refused before any table or model is built"
 
 
+def test_fusion_eval_scores_a_station_camera_as_a_server_config_serves_it(tmp_path: Path) -> None:
+    import yaml
+
+    for vp in ("front", "back"):
+        train = subprocess.run([sys.executable, "-m", "xrserver.cli", "train", "--model", "gaussian", "--preset",
+                                "tiny", "--twin", "lower", "--twin-viewpoint", vp, "--twin-size", "160x120",
+                                "--template", "--roi", "--photometric", "--out", str(tmp_path / vp)],
+                               cwd=ROOT, capture_output=True, text=True, timeout=600)
+        assert train.returncode == 0, train.stderr[-3000:]
+    config = tmp_path / "stations.yaml"
+    config.write_text(yaml.safe_dump({"sources": [{"kind": "twin", "cameras": ["lower"], "width_px": 160,
+                                                   "height_px": 120}],
+                                      "models": {"lower": [str(tmp_path / "front"), str(tmp_path / "back")]}}))
+    out = _run("fusion_eval.py", "--vehicles", "1", "--cameras", "lower", "--width", "160", "--height", "120",
+               "--step-m", "0.01", "--lut-step-m", "0.05", "--stations", "front", "back", "--station-window-m", "0.02",
+               "--quiet-passes", "1", "--budgets", "1", "--cache", str(tmp_path / "cache"),
+               "--detector", "refdiff", f"config:{config}", "--out", str(tmp_path / "report.json"))
+    assert "near the stations ['front', 'back']" in out and "other normal passes publish nothing" in out
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["frames_per_pass"] == 2 * 5, "each station and 2 cm either side, every cm"
+    rows = {d: r["lower alone"] for d, r in report["results"].items()}
+    assert set(rows) == {"refdiff", f"config:{config}"} and all(len(r) == 1 for r in report["results"].values())
+    assert rows["refdiff"]["at_budget"]["1.0"]["recall"] >= 0.5, "the defects lie in view at the stations"
+    assert rows[f"config:{config}"]["at_served"]["threshold"] == 0.5, "the server's threshold for trained models"
+    assert all(0 < r["at_quiet"]["threshold"] <= 1 for r in rows.values())
+    assert all(0 < r["seam_coverage"] <= 1 for r in rows.values()), "coverage of the two stations' seams"
+    for spec, says in ((f"config:{tmp_path / 'none.yaml'}", "cannot read the config"),
+                       (f"config:{tmp_path / 'front' / 'manifest.json'}", "Extra inputs are not permitted")):
+        proc = _proc("fusion_eval.py", "--vehicles", "1", "--width", "160", "--height", "120", "--cache",
+                     str(tmp_path / "untouched"), "--detector", spec, timeout=300)
+        assert proc.returncode == 2 and says in proc.stderr and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert not (tmp_path / "untouched").exists()
+
+
 def test_model_latency_runs_from_a_folder_without_the_renderer_and_checks_each_runtime(tmp_path: Path) -> None:
     import cv2
     import numpy as np

@@ -29,7 +29,7 @@ from calibration.underbody import Seam
 from pipeline.data.mvtec import AnomalySet
 from pipeline.preprocess.roi import widen_each
 from pipeline.twin import DEFECT_TYPES, DefectType, DigitalTwin, VehicleScene
-from pipeline.twin.defects import sample_defect
+from pipeline.twin.defects import DefectSpec, sample_defect
 from pipeline.twin.render import project_vehicle_points
 from pipeline.twin.vehicle import DefectRegion
 
@@ -86,13 +86,17 @@ def defect_in_view(camera: CameraModel, T_cell_vehicle: npt.NDArray[np.float64],
     return bool(np.all(camera.in_image(uv, edge_margin * camera.width_px + radius_px)))
 
 
+def seam_defect(rng: np.random.Generator, defect_id: str, dtype: DefectType, seams: Sequence[Seam]) -> DefectSpec:
+    """A defect of ``dtype`` on a seam drawn from ``seams``."""
+    seam = seams[int(rng.integers(0, len(seams)))]
+    return sample_defect(rng, defect_id, dtype, seam.seam_id, seam.length_m, seam.bead_width_mm)
+
+
 def defect_on_seams(twin: DigitalTwin, rng: np.random.Generator, vehicle: int, dtype: DefectType,
                     seams: Sequence[Seam]) -> VehicleScene:
     """Vehicle ``vehicle`` without its own defects, with one defect of ``dtype`` on a seam drawn from ``seams``."""
-    seam = seams[int(rng.integers(0, len(seams)))]
     spec = twin.vehicle_spec(vehicle, defect_types=[])
-    d = sample_defect(rng, f"v{vehicle:05d}-d0", dtype, seam.seam_id, seam.length_m, seam.bead_width_mm)
-    return twin.scene(spec.with_defects([d]))
+    return twin.scene(spec.with_defects([seam_defect(rng, f"v{vehicle:05d}-d0", dtype, seams)]))
 
 
 def render_twin_splits(twin: DigitalTwin, plan: TwinSetPlan | None = None,
