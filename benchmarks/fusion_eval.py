@@ -424,7 +424,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         key = (d.name, v.name)
         allv = np.concatenate(scores[key])
         pos = allv[allv > 0]
-        grid = np.unique(np.quantile(pos, np.linspace(0.9, 0.99999, 60))) if len(pos) else np.array([0.5])
+        # thresholds at quantiles of the fused scores: fine above the 90th (where a whole pass's defects lie), coarse
+        # below it (where they lie when few vertices score, as near the stations)
+        quantiles = np.concatenate([np.linspace(0.0, 0.9, 30, endpoint=False), np.linspace(0.9, 0.99999, 60)])
+        grid = np.unique(np.quantile(pos, quantiles)) if len(pos) else np.array([0.5])
         sweep = [end_of_pass(key, float(thr)) for thr in grid]
         cov = float(np.mean([np.mean(nf[seam_vertices] >= 2) for nf in n_frames[key]]))
         at = {}
