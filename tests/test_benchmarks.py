@@ -210,6 +210,10 @@ def test_fusion_eval_scores_a_station_camera_as_a_server_config_serves_it(tmp_pa
     assert rows[f"config:{config}"]["at_served"]["threshold"] == 0.5, "the server's threshold for trained models"
     assert all(0 < r["at_quiet"]["threshold"] <= 1 for r in rows.values())
     assert all(0 < r["seam_coverage"] <= 1 for r in rows.values()), "coverage of the two stations' seams"
+    quiet = rows["refdiff"]["at_quiet"]
+    assert set(quiet["recall_by_type"]) == {"missing", "misalignment"} and len(
+        quiet["false_to_nearest_defect_mm"]) == round(quiet["fp_per_vehicle"])
+    assert 2 <= report["views_scored_per_pass"][f"config:{config}"] <= 10, "each model scores its station's views"
     for spec, says in ((f"config:{tmp_path / 'none.yaml'}", "cannot read the config"),
                        (f"config:{tmp_path / 'front' / 'manifest.json'}", "Extra inputs are not permitted")):
         proc = _proc("fusion_eval.py", "--vehicles", "1", "--width", "160", "--height", "120", "--cache",
