@@ -75,6 +75,7 @@ from overlays.tracker import TrackerConfig
 from pipeline.data.twinset import VIEWPOINT_X_M, defect_in_view, seam_defect
 from pipeline.fusion import FusedState, Fuser, FusionConfig, FusionMesh, VisibilityLUT
 from pipeline.fusion.reference_diff import HeatmapSource, ReferenceDiffDetector
+from pipeline.models.errors import ModelError
 from pipeline.models.registry import make_config
 from pipeline.models.travel_gaussian import TravelGaussian, TravelGaussianConfig, TravelGrid
 from pipeline.twin import DEFECT_TYPES, DefectType, DigitalTwin, TwinConfig, TwinSample, VehicleScene
@@ -146,7 +147,11 @@ def served_detector(name: str, model: str, preset: str, twin: DigitalTwin, cache
 
 
 def config_detector(name: str, config: ServerConfig, twin: DigitalTwin) -> Detector:
-    """The models ``config`` names for the twin's cameras, loaded as the server loads them."""
+    """The models ``config`` names for the twin's cameras, loaded as the server loads them. Raises ValueError
+    for a camera the twin lacks, :class:`ModelError` for an artifact the server would refuse."""
+    unknown = sorted(set(config.models) - set(twin.rig.camera_ids))
+    if unknown:
+        raise ValueError(f"{name}: models for {unknown}, which the twin lacks; it has {list(twin.rig.camera_ids)}")
     an = config.analyzer
     models = {cid: load_view_model(cid, paths, twin.rig, an.runtime, an.device, an.max_view_shift_px)
               for cid, paths in config.models.items()}
@@ -324,7 +329,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.stations:  # coverage of the stations' seams only
         inspected = [k for k, sm in enumerate(seam_map.seams) if sm.region in args.stations]
         seam_vertices &= np.isin(seam_map.seam_index, inspected)
-    detectors = [make(twin, args.cache, args.step_m) for make in factories]
+    try:
+        detectors = [make(twin, args.cache, args.step_m) for make in factories]
+    except (ModelError, ValueError) as e:
+        ap.error(f"--detector: {e}")
     needs_reference = any(d.needs_reference for d in detectors)
     runs = [(d, v) for d in detectors for v in variants]
     fusers = {(d.name, v.name): Fuser(twin.rig, mesh, luts, None, v.config) for d, v in runs}

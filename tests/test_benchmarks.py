@@ -220,6 +220,11 @@ def test_fusion_eval_scores_a_station_camera_as_a_server_config_serves_it(tmp_pa
                      str(tmp_path / "untouched"), "--detector", spec, timeout=300)
         assert proc.returncode == 2 and says in proc.stderr and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     assert not (tmp_path / "untouched").exists()
+    proc = _proc("fusion_eval.py", "--vehicles", "1", "--cameras", "lower", "--width", "320", "--height", "240",
+                 "--lut-step-m", "0.5", "--cache", str(tmp_path / "cache"), "--detector", f"config:{config}",
+                 timeout=300)
+    assert proc.returncode == 2 and "fitted on 160x120 frames, given for camera lower at 320x240" in proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr[-2000:]
 
 
 def test_model_latency_runs_from_a_folder_without_the_renderer_and_checks_each_runtime(tmp_path: Path) -> None:
