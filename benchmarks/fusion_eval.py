@@ -495,6 +495,7 @@ def print_table(report: dict[str, Any], budgets: list[float]) -> None:
         points.append((f"at the lowest threshold at which {report['quiet_passes']} other normal passes publish "
                        "nothing, every defect published live", "quiet"))
     for title, budget in points:
+        live = budget in ("served", "quiet")
         notes: list[str] = []
         print(f"\n{title}")
         print("| detector | configuration | recall | false defects / vehicle | loc. error median (mm) "
@@ -502,7 +503,6 @@ def print_table(report: dict[str, Any], budgets: list[float]) -> None:
         print("|---|---|---|---|---|---|---|")
         for detector, rows in report["results"].items():
             for name, r in rows.items():
-                live = budget in ("served", "quiet")
                 s = r[f"at_{budget}"] if live else r["at_budget"][budget]
                 if s is None and live:
                     continue
