@@ -72,7 +72,7 @@ import numpy.typing as npt
 from overlays import Defect, DefectExtractor, DefectTracker, SeamMap, Thresholds
 from overlays.calibrate import QuietLevel
 from overlays.tracker import TrackerConfig
-from pipeline.data.twinset import VIEWPOINT_X_M, defect_in_view, seam_defect
+from pipeline.data.twinset import VIEWPOINT_X_M, defect_in_view, seam_defect, station_travel
 from pipeline.fusion import FusedState, Fuser, FusionConfig, FusionMesh, VisibilityLUT
 from pipeline.fusion.reference_diff import HeatmapSource, ReferenceDiffDetector
 from pipeline.models.errors import ModelError
@@ -235,7 +235,7 @@ def station_positions(twin: DigitalTwin, camera_id: str, stations: list[str], wi
     """The conveyor travels within ``window_m`` of each station (where a viewpoint faces ``camera_id``), ``step_m``
     apart, in pass order."""
     n = round(window_m / step_m)
-    centres = [twin.s_centering(camera_id, np.array([VIEWPOINT_X_M[vp], 0.0, 0.0])) for vp in stations]
+    centres = [station_travel(twin, camera_id, vp) for vp in stations]
     return np.unique(np.round([c + k * step_m for c in centres for k in range(-n, n + 1)], 6))
 
 
@@ -249,8 +249,8 @@ def station_vehicle(twin: DigitalTwin, rng: np.random.Generator, vehicle: int, t
     for k, dtype in enumerate(types):
         vp = stations[(first + k) % len(stations)]
         seams = [sm for sm in twin.seams if sm.region == vp]
-        views = [(twin.rig.camera(c), twin.rig.conveyor.T_cell_vehicle(
-            twin.s_centering(c, np.array([VIEWPOINT_X_M[vp], 0.0, 0.0])))) for c in camera_ids]
+        views = [(twin.rig.camera(c), twin.rig.conveyor.T_cell_vehicle(station_travel(twin, c, vp)))
+                 for c in camera_ids]
         for _ in range(100):
             d = seam_defect(rng, f"v{vehicle:05d}-d{k}", dtype, seams)
             region = twin.scene(spec.with_defects([d])).regions[0]

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from pipeline.data.twinset import VIEWPOINT_X_M, defect_in_view, defect_on_seams
+from pipeline.data.twinset import VIEWPOINT_X_M, defect_in_view, defect_on_seams, station_travel
 from pipeline.preprocess import PreprocessedModel, load_preprocessed
 from pipeline.twin import DEFECT_TYPES, DigitalTwin, TwinConfig, VehicleScene
 from xrserver.heatmaps import shift_limits, within_limits
@@ -92,7 +92,7 @@ def main() -> None:
         ap.error(f"{args.artifact}: needs a calibrated artifact with template matching (train with --template)")
     limits = shift_limits(model)
     twin = DigitalTwin(TwinConfig(seed=args.twin_seed, width_px=size[0], height_px=size[1]))
-    station = twin.s_centering(args.camera, np.array([VIEWPOINT_X_M[args.viewpoint], 0.0, 0.0]))
+    station = station_travel(twin, args.camera, args.viewpoint)
     scenes = [twin.vehicle(FIRST_NORMAL + j, defect_types=[]) for j in range(args.normal)]
     scenes += defect_scenes(twin, args.camera, args.viewpoint, station, args.defects_per_type)
     print(f"{args.artifact} ({model.name}, {size[0]}x{size[1]}), viewpoint {args.viewpoint} (station s = "

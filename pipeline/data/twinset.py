@@ -68,6 +68,11 @@ class TwinSetPlan:
             raise ValueError(f"unknown viewpoint {self.viewpoint!r}; use one of {sorted(VIEWPOINT_X_M)} or None")
 
 
+def station_travel(twin: DigitalTwin, camera_id: str, viewpoint: str) -> float:
+    """The conveyor travel (m) of ``viewpoint``'s station: where that sub-region faces ``camera_id``."""
+    return twin.s_centering(camera_id, np.array([VIEWPOINT_X_M[viewpoint], 0.0, 0.0]))
+
+
 def scaled_roi_margin_px(width_px: int) -> int:
     """6 px per 640 px of frame width (about 16 mm at the lower camera's underbody), so that every
     frame size of the default rig masks the same area around the seams."""
@@ -117,7 +122,7 @@ def render_twin_splits(twin: DigitalTwin, plan: TwinSetPlan | None = None,
     vehicle = plan.first_vehicle
     station = None
     if plan.viewpoint is not None:
-        station = twin.s_centering(cam, np.array([VIEWPOINT_X_M[plan.viewpoint], 0.0, 0.0]))
+        station = station_travel(twin, cam, plan.viewpoint)
         seams = [sm for sm in twin.seams if sm.region == plan.viewpoint]
 
     def travel() -> float:
