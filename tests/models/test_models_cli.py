@@ -146,14 +146,18 @@ def test_train_sets_model_options_in_the_manifest_and_refuses_bad_ones_before_re
     art = tmp_path / "g"
     assert main(["train", "--model", "gaussian", "--twin", "lower", "--twin-viewpoint", "centre", "--twin-size",
                  "160x120", "--twin-train-frames", "3", "--set", "min_var=40", "blur_sigma_px=1.5",
-                 "--out", str(art)]) == 0
-    config = json.loads((art / "manifest.json").read_text())["config"]
+                 "--input-size", "160x120", "--out", str(art)]) == 0
+    manifest = json.loads((art / "manifest.json").read_text())
+    config = manifest["config"]
     assert (config["min_var"], config["blur_sigma_px"]) == (40.0, 1.5)
+    # the frame's own size, not the preset's 320x240
+    assert config["input_size_wh"] == manifest["input"]["size_wh"] == [160, 120]
     capsys.readouterr()
     for bad, says in ((["--set", "min_vars=40"], "has no option(s) ['min_vars']"),
                       (["--set", "min_var"], "write OPTION=VALUE"),
                       (["--set", "min_var=high"], "not a Python literal"),
                       (["--set", "input_size_wh=160"], "option input_size_wh takes type tuple"),
+                      (["--set", "input_size_wh=(160, 120)", "--input-size", "160x120"], "give the input size once"),
                       (["--preset", "huge"], "has no preset 'huge'")):
         assert main(["train", "--model", "gaussian", "--data", str(tmp_path / "absent"), "--out",
                      str(tmp_path / "x"), *bad]) == 2

@@ -141,6 +141,9 @@ def _add_train(p: argparse.ArgumentParser) -> None:
     _add_data_args(p)
     p.add_argument("--out", type=Path, required=True, help="artifact directory to write")
     p.add_argument("--seed", type=non_negative_int, default=0)
+    p.add_argument("--input-size", type=image_size, default=None, metavar="WxH",
+                   help="the model's input size (default: the preset's, e.g. SeamSeg tiny 160x120); the "
+                        "frame's own size keeps its detail, e.g. 640x480 for a 640x480 twin")
     p.add_argument("--backbone-weights", type=Path, default=None, help="local torchvision state dict (optional)")
     p.add_argument("--set", dest="options", nargs="+", default=[], metavar="OPTION=VALUE",
                    help="change an option of the preset's model config (VALUE a Python literal), e.g. "
@@ -386,6 +389,14 @@ def cmd_train(args: argparse.Namespace) -> int:
         make_config(args.model, args.preset, **options)
     except ConfigError as e:
         raise CliError(f"--set: {e}") from None
+    if args.input_size is not None:
+        if "input_size_wh" in options:
+            raise CliError("give the input size once: --input-size or --set input_size_wh=..., not both")
+        options["input_size_wh"] = args.input_size
+        try:
+            make_config(args.model, args.preset, **options)
+        except ConfigError as e:
+            raise CliError(f"--input-size: {e}") from None
     if args.contrast_pool is not None:
         if not args.contrast:
             raise CliError("--contrast-pool needs --contrast")
