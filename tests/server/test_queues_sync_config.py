@@ -144,8 +144,10 @@ def test_config_files(tmp_path: Path) -> None:
     assert travel.analyzer.model == TravelGaussian.name
     stations = load_config(repo / "configs" / "twin-viewpoints.yaml")
     assert stations.models == {"lower": [Path(f"out/models/lower-{vp}") for vp in ("front", "centre", "back")]}
-    # the fused threshold is each model's own (tests/server/test_inspection.py checks what the server makes of it)
+    # the fused threshold is each model's own (tests/server/test_inspection.py checks what the server makes of it),
+    # but for the station models, whose threshold is fitted on normal passes (docs/benchmarks.md)
     assert example.thresholds.score is reference.thresholds.score is travel.thresholds.score is None
+    assert stations.thresholds.score == 0.69
     bad = tmp_path / "bad.yaml"
     bad.write_text("server: [unclosed\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
