@@ -142,16 +142,17 @@ def test_train_sets_the_contrast_max_pool_and_refuses_a_bad_one_before_reading_d
 
 
 def test_train_sets_model_options_in_the_manifest_and_refuses_bad_ones_before_reading_data(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> None:
     art = tmp_path / "g"
     assert main(["train", "--model", "gaussian", "--twin", "lower", "--twin-viewpoint", "centre", "--twin-size",
                  "160x120", "--twin-train-frames", "3", "--set", "min_var=40", "blur_sigma_px=1.5",
-                 "--input-size", "160x120", "--out", str(art)]) == 0
+                 "--input-size", "80x60", "--out", str(art)]) == 0
     manifest = json.loads((art / "manifest.json").read_text())
     config = manifest["config"]
     assert (config["min_var"], config["blur_sigma_px"]) == (40.0, 1.5)
-    # the frame's own size, not the preset's 320x240
-    assert config["input_size_wh"] == manifest["input"]["size_wh"] == [160, 120]
+    assert config["input_size_wh"] == manifest["input"]["size_wh"] == [80, 60]  # not the preset's 320x240
+    # frames at twice the input or more: the user hears what that costs, and how to keep the detail
+    assert "--input-size 160x120 keeps their detail" in caplog.text
     capsys.readouterr()
     for bad, says in ((["--set", "min_vars=40"], "has no option(s) ['min_vars']"),
                       (["--set", "min_var"], "write OPTION=VALUE"),

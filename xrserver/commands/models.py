@@ -386,17 +386,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise CliError(str(e)) from None
     try:
         options = parse_options(args.options)
-        make_config(args.model, args.preset, **options)
+        if args.input_size is not None:
+            if "input_size_wh" in options:
+                raise CliError("give the input size once: --input-size or --set input_size_wh=..., not both")
+            options["input_size_wh"] = args.input_size
+        in_w, in_h = make_config(args.model, args.preset, **options).input_size_wh
     except ConfigError as e:
         raise CliError(f"--set: {e}") from None
-    if args.input_size is not None:
-        if "input_size_wh" in options:
-            raise CliError("give the input size once: --input-size or --set input_size_wh=..., not both")
-        options["input_size_wh"] = args.input_size
-        try:
-            make_config(args.model, args.preset, **options)
-        except ConfigError as e:
-            raise CliError(f"--input-size: {e}") from None
     if args.contrast_pool is not None:
         if not args.contrast:
             raise CliError("--contrast-pool needs --contrast")
@@ -405,6 +401,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         except ModelError as e:
             raise CliError(f"--contrast-pool: {e}") from None
     splits = _read(args)
+    h, w = splits.train.images.shape[1:3]
+    if w >= 2 * in_w and h >= 2 * in_h:
+        log.warning("the %dx%d frames are shrunk to the %s input of %dx%d, which loses beads and holes of a few "
+                    "pixels; --input-size %dx%d keeps their detail", w, h, args.preset, in_w, in_h, w, h)
     cfg, seams = _train_config(args, splits)
     rois = {name: _frame_rois(s, cfg, args.roi_source)
             for name, s in (("train", splits.train), ("validation", splits.validation), ("test", splits.test))}
