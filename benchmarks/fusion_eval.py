@@ -149,9 +149,6 @@ def served_detector(name: str, model: str, preset: str, twin: DigitalTwin, cache
 def config_detector(name: str, config: ServerConfig, twin: DigitalTwin) -> Detector:
     """The models ``config`` names for the twin's cameras, loaded as the server loads them. Raises ValueError
     for a camera the twin lacks, :class:`ModelError` for an artifact the server would refuse."""
-    unknown = sorted(set(config.models) - set(twin.rig.camera_ids))
-    if unknown:
-        raise ValueError(f"{name}: models for {unknown}, which the twin lacks; it has {list(twin.rig.camera_ids)}")
     an = config.analyzer
     models = {cid: load_view_model(cid, paths, twin.rig, an.runtime, an.device, an.max_view_shift_px)
               for cid, paths in config.models.items()}

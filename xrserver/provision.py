@@ -271,7 +271,10 @@ def load_view_model(camera_id: str, paths: Path | Sequence[Path], rig: Rig, runt
     """Camera ``camera_id``'s served model from its artifact directory: a travel-gaussian bank (recorded for
     this camera, at its image size) or a trained image model; or from one trained image model per viewpoint
     of the camera (a list of directories; see :class:`~xrserver.heatmaps.ModelHeatmaps`). Raises
-    :class:`ModelError` (an :class:`ArtifactError` for an artifact of another camera or image size)."""
+    :class:`ModelError` (an :class:`ArtifactError` for an artifact of another camera or image size), or
+    :class:`ValueError` for a camera the rig does not have."""
+    if camera_id not in rig.camera_ids:
+        raise ValueError(f"models: camera {camera_id!r} is not in the rig, which has {list(rig.camera_ids)}")
     cam = rig.camera(camera_id)
     size = (cam.width_px, cam.height_px)
     several = [paths] if isinstance(paths, Path) else list(paths)

@@ -170,6 +170,8 @@ def test_a_view_off_the_travel_grid_is_left_out_of_fusion(cell: Cell, tmp_path: 
         load_view_model("oblique_left", bank, twin.rig)
     with pytest.raises(ArtifactError, match="a travel bank serves its camera alone"):
         load_view_model("lower", [bank, tmp_path / "lower-front"], twin.rig)
+    with pytest.raises(ValueError, match="models: camera 'nosuch' is not in the rig, which has \\['lower'"):
+        load_view_model("nosuch", bank, twin.rig)  # a config's typo: one line from `xrserver serve`, not a KeyError
 
 
 def test_the_fitted_travel_threshold_is_cached_and_fitted_again_when_damaged(
