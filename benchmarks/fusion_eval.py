@@ -79,13 +79,14 @@ from pipeline.models.errors import ModelError
 from pipeline.models.registry import make_config
 from pipeline.models.travel_gaussian import TravelGaussian, TravelGaussianConfig, TravelGrid
 from pipeline.twin import DEFECT_TYPES, DefectType, DigitalTwin, TwinConfig, TwinSample, VehicleScene
-from xrserver.config import AnalyzerConfig, ConfigError, ServerConfig, load_config
+from xrserver.config import AnalyzerConfig, ConfigError, ServerConfig, TwinSourceConfig, load_config
 from xrserver.heatmaps import ModelHeatmaps, TwinReferenceHeatmaps
 from xrserver.inspection import view_maps
 from xrserver.provision import (
     VALIDATION_VEHICLES,
     cached_luts,
     load_view_model,
+    twin_pass_threshold,
     twin_travel_threshold,
     twin_view_models,
 )
@@ -146,19 +147,27 @@ def served_detector(name: str, model: str, preset: str, twin: DigitalTwin, cache
     return Detector(name, detect, False, threshold)
 
 
-def config_detector(name: str, config: ServerConfig, twin: DigitalTwin) -> Detector:
-    """The models ``config`` names for the twin's cameras, loaded as the server loads them. Raises ValueError
-    for a camera the twin lacks, :class:`ModelError` for an artifact the server would refuse."""
+def config_detector(name: str, config: ServerConfig, twin: DigitalTwin, cache: Path) -> Detector:
+    """The models ``config`` names for the twin's cameras, loaded as the server loads them, and the fused
+    threshold the server would use: the config's, else fitted on whole normal passes as its twin source
+    streams them (:func:`xrserver.provision.twin_pass_threshold`). Raises ValueError for a camera the twin
+    lacks, :class:`ModelError` for an artifact the server would refuse."""
     an = config.analyzer
     models = {cid: load_view_model(cid, paths, twin.rig, an.runtime, an.device, an.max_view_shift_px)
               for cid, paths in config.models.items()}
+    source = next((s for s in config.sources if isinstance(s, TwinSourceConfig)), TwinSourceConfig())
 
     def detect(sample: TwinSample, reference: TwinSample | None) -> dict[str, F32]:
         return view_maps(models, sample.frameset)
 
+    def threshold(luts: dict[str, VisibilityLUT], thresholds: Thresholds, n_passes: int) -> float:
+        if config.thresholds.score is not None:
+            return config.thresholds.score
+        return twin_pass_threshold(twin, models, luts, thresholds, cache, twin.config.speed_mps / source.fps,
+                                   an.validation_passes, progress=True)
+
     served = [m for m in models.values() if isinstance(m, ModelHeatmaps)]
-    return Detector(name, detect, False, lambda luts, thresholds, n: config.thresholds.score or 0.5,
-                    lambda: sum(sum(m.scored) for m in served))
+    return Detector(name, detect, False, threshold, lambda: sum(sum(m.scored) for m in served))
 
 
 def travel_bank_detector(name: str, twin: DigitalTwin, k: int, offset_m: float) -> Detector:
@@ -212,7 +221,7 @@ def parse_detector(spec: str) -> DetectorFactory:
             raise ValueError(str(e)) from None
         if not config.models:
             raise ValueError(f"{spec}: the config names no models")
-        return lambda twin, cache, step_m: config_detector(spec, config, twin)
+        return lambda twin, cache, step_m: config_detector(spec, config, twin, cache)
     module, _, attr = spec.partition(":")
     factory = getattr(importlib.import_module(module), attr)
     return lambda twin, cache, step_m: reference_detector(spec, factory())

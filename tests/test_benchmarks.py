@@ -195,8 +195,9 @@ def test_fusion_eval_scores_a_station_camera_as_a_server_config_serves_it(tmp_pa
         assert train.returncode == 0, train.stderr[-3000:]
     config = tmp_path / "stations.yaml"
     config.write_text(yaml.safe_dump({"sources": [{"kind": "twin", "cameras": ["lower"], "width_px": 160,
-                                                   "height_px": 120}],
-                                      "models": {"lower": [str(tmp_path / "front"), str(tmp_path / "back")]}}))
+                                                   "height_px": 120, "fps": 5.0}],  # 2 cm per frame set
+                                      "models": {"lower": [str(tmp_path / "front"), str(tmp_path / "back")]},
+                                      "analyzer": {"validation_passes": 1}}))
     out = _run("fusion_eval.py", "--vehicles", "1", "--cameras", "lower", "--width", "160", "--height", "120",
                "--step-m", "0.01", "--lut-step-m", "0.05", "--stations", "front", "back", "--station-window-m", "0.02",
                "--quiet-passes", "1", "--budgets", "1", "--cache", str(tmp_path / "cache"),
@@ -207,7 +208,10 @@ def test_fusion_eval_scores_a_station_camera_as_a_server_config_serves_it(tmp_pa
     rows = {d: r["lower alone"] for d, r in report["results"].items()}
     assert set(rows) == {"refdiff", f"config:{config}"} and all(len(r) == 1 for r in report["results"].values())
     assert rows["refdiff"]["at_budget"]["1.0"]["recall"] >= 0.5, "the defects lie in view at the stations"
-    assert rows[f"config:{config}"]["at_served"]["threshold"] == 0.5, "the server's threshold for trained models"
+    (fitted,) = (tmp_path / "cache" / "thresholds").glob("fused-threshold-*.json")  # as the server fits it
+    record = json.loads(fitted.read_text())
+    assert rows[f"config:{config}"]["at_served"]["threshold"] == record["threshold"]
+    assert len(record["normal_vehicles"]) == 1 and record["snapshots"] > 300, "a whole pass, every 2 cm"
     assert all(0 < r["at_quiet"]["threshold"] <= 1 for r in rows.values())
     assert all(0 < r["seam_coverage"] <= 1 for r in rows.values()), "coverage of the two stations' seams"
     quiet = rows["refdiff"]["at_quiet"]

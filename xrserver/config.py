@@ -143,15 +143,18 @@ class AnalyzerConfig(_Model):
     travel-gaussian`` scores each view against ``normal_passes`` normal vehicles rendered at
     the same conveyor travel (built on first start and cached; see
     :mod:`pipeline.models.travel_gaussian`), and fits its fused threshold on
-    ``validation_passes`` further normal vehicles. Travel banks recorded on a line (``models``) fit it on
-    the normal passes recorded in ``validation_folder`` (the layout of :mod:`pipeline.data.travel_passes`).
+    ``validation_passes`` further normal vehicles. When ``models`` names every served camera's model (trained
+    artifacts or recorded travel banks), that threshold is fitted on the normal passes recorded in
+    ``validation_folder`` (the layout of :mod:`pipeline.data.travel_passes`), else with the twin on
+    ``validation_passes`` whole normal passes as the twin source streams them.
     ``diagnostic``: an image statistic for plumbing checks, NOT detection.
 
     ``max_view_shift_px``: a model with template matching scores a frame only when its view moved at most
     this far (px) from where it sat in the model's reference frame; null (the default): no farther than
     its training frames' views did, plus a slack (:func:`xrserver.heatmaps.shift_limits`). Other frames
-    are not scored. It keeps a viewpoint's model to the frames near its station (``models``: a list of
-    artifacts per camera).
+    are not scored. With the conveyor travel its artifact records for its station
+    (:func:`xrserver.heatmaps.station_travel`), it keeps a viewpoint's model to the frames at its station
+    (``models``: a list of artifacts per camera).
     """
 
     kind: Literal["inspection", "diagnostic"] = "inspection"
@@ -173,9 +176,10 @@ class ThresholdsConfig(_Model):
 
     ``score``: null (the default) takes the model's own: 0.5 for a trained model (its maps put the
     threshold fitted on validation frames at 0.5), ``TwinReferenceHeatmaps.FUSED_THRESHOLD`` for the
-    twin's golden reference, and for travel banks the level at which normal passes report nothing:
-    ``analyzer.validation_passes`` of the twin's for its banks, the passes in ``analyzer.validation_folder``
-    for recorded ones (0.5, with a warning, without that folder). A number overrides it."""
+    twin's golden reference, and the level at which normal passes report nothing for the twin's travel banks
+    (``analyzer.validation_passes`` of the twin's) and for models that ``models`` names for every served
+    camera (the passes in ``analyzer.validation_folder``; without it, the twin's whole passes, or for
+    recorded travel banks without the twin 0.5 with a warning). A number overrides it."""
 
     score: float | None = Field(None, gt=0, le=1)
     per_seam: dict[str, float] = Field(default_factory=dict)

@@ -1,13 +1,16 @@
-"""The fused threshold of travel banks, fitted on normal passes and cached (blocking; before the server listens).
+"""The fused threshold of served models that are not fitted on fused defects, fitted on normal passes and
+cached (blocking; before the server listens).
 
-A travel-keyed bank (:mod:`pipeline.models.travel_gaussian`) is not fitted on defects, so its threshold on
-the fused map comes from whole normal passes instead: they run through a real :class:`InspectionAnalyzer`
+A travel-keyed bank (:mod:`pipeline.models.travel_gaussian`) is not fitted on defects at all, and a trained
+model's own threshold is fitted on single frames, not on the fused map over a pass; so the threshold on the
+fused map comes from whole normal passes instead: they run through a real :class:`InspectionAnalyzer`
 at every trigger position, and :class:`overlays.calibrate.QuietLevel` keeps the lowest threshold at which
 the server would publish nothing on any of them. The passes are the twin's own
-(:func:`xrserver.provision.twin_travel_threshold`) or recorded on the line in the folder layout of
-:mod:`pipeline.data.travel_passes` (:func:`recorded_travel_threshold`, ``analyzer.validation_folder``).
-Each fit is cached as JSON under a key of everything it depends on; a damaged or out-of-range cache entry
-is fitted again, with a warning.
+(:func:`xrserver.provision.twin_travel_threshold` for its banks, :func:`xrserver.provision.twin_pass_threshold`
+for the models a config names) or recorded on the line in the folder layout of
+:mod:`pipeline.data.travel_passes` (:func:`recorded_threshold`, ``analyzer.validation_folder``).
+Each fit is cached as JSON under a key of everything it depends on (:func:`served_key` for the models); a
+damaged or out-of-range cache entry is fitted again, with a warning.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from pipeline.frames import Frame, FrameSet
 from pipeline.fusion import FusionConfig, VisibilityLUT
 from pipeline.models.artifacts import atomic_write
 from pipeline.models.errors import InputError
-from pipeline.models.travel_gaussian import TravelGaussian
+from xrserver.heatmaps import ModelHeatmaps, TravelHeatmaps
 from xrserver.inspection import HeatmapModel, InspectionAnalyzer
 
 log = logging.getLogger(__name__)
@@ -107,14 +110,35 @@ def _recorded_framesets(recorded: RecordedPasses, name: str, rig: Rig) -> Iterat
         yield FrameSet(k, ts, frames, rig.conveyor.T_cell_vehicle(float(s)), name)
 
 
-def recorded_travel_threshold(rig: Rig, underbody: UnderbodyModel, models: Mapping[str, HeatmapModel],
-                              banks: Mapping[str, TravelGaussian], luts: Mapping[str, VisibilityLUT],
-                              thresholds: Thresholds, folder: Path, cache_dir: Path, progress: bool = False) -> float:
-    """The fused threshold of recorded travel ``banks`` (served as ``models``, one per camera) from the normal
-    passes recorded in ``folder`` on the banks' own trigger grid (none of them in the banks). Cached under
-    ``cache_dir/thresholds`` by the banks, the folder's files and the settings. Raises
-    :class:`~pipeline.models.errors.InputError` for a folder that does not fit the banks."""
+def served_key(models: Mapping[str, HeatmapModel]) -> str:
+    """What the served ``models`` are, per camera: a travel bank's arrays; a trained model's manifest (which
+    holds its files' hashes and its training record) and the views and travel it scores. Raises TypeError
+    for another kind (the twin's golden reference has a fixed threshold)."""
+    h = hashlib.sha256()
+    for c in sorted(models):
+        h.update(c.encode())
+        m = models[c]
+        if isinstance(m, TravelHeatmaps):
+            for a in (m.model.mean, m.model.std_code):
+                h.update(np.ascontiguousarray(a).data)
+        elif isinstance(m, ModelHeatmaps):
+            h.update(digest([x.manifest for x in m.models], [None if a is None else a.tolist() for a in m.limits_px],
+                            m.travel_m).encode())
+        else:
+            raise TypeError(f"camera {c}: no fused threshold is fitted for a {type(m).__name__}")
+    return h.hexdigest()[:16]
+
+
+def recorded_threshold(rig: Rig, underbody: UnderbodyModel, models: Mapping[str, HeatmapModel],
+                       luts: Mapping[str, VisibilityLUT], thresholds: Thresholds, folder: Path, cache_dir: Path,
+                       progress: bool = False) -> float:
+    """The fused threshold of the ``models`` named in a config (travel banks or trained models, one entry per
+    camera) from the normal passes recorded in ``folder`` (none of them in the models' training data). Travel
+    banks need the passes on their own trigger grid. Cached under ``cache_dir/thresholds`` by the models, the
+    folder's files and the settings. Raises :class:`~pipeline.models.errors.InputError` for a folder that
+    does not fit the models."""
     recorded = read_passes(folder, list(models))
+    banks = {c: m.model for c, m in models.items() if isinstance(m, TravelHeatmaps)}
     for cid, bank in banks.items():
         if bank.grid != recorded.grid:
             raise InputError(f"{folder / GRID_FILE}: validation passes on {recorded.grid}, the bank of {cid} on "
@@ -126,12 +150,7 @@ def recorded_travel_threshold(rig: Rig, underbody: UnderbodyModel, models: Mappi
                         "fitted on them errs low (validate on vehicles the banks have not seen)", cid, shared)
     files = sorted((str(p.relative_to(folder)), p.stat().st_size, p.stat().st_mtime_ns)
                    for p in folder.rglob("*") if p.is_file())
-    contents = hashlib.sha256()
-    for c in sorted(banks):
-        contents.update(c.encode())
-        for a in (banks[c].mean, banks[c].std_code):
-            contents.update(np.ascontiguousarray(a).data)
-    key = digest(fit_key(models, luts, thresholds), contents.hexdigest(), files)
+    key = digest(fit_key(models, luts, thresholds), served_key(models), files)
     n = recorded.grid.n * len(recorded.passes)
 
     def fit() -> dict[str, Any]:

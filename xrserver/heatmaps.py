@@ -37,6 +37,9 @@ F32 = npt.NDArray[np.float32]
 
 #: how far (px per 640 px of frame width) a view may move beyond the moves of a model's training views
 TRAINED_SHIFT_SLACK_PX_AT_640 = 3
+#: how far (m) the vehicle may be beyond the conveyor travel at which a station model's frames were taken:
+#: about what the template's slack above allows at the twin's lower camera (some 3.5 px per cm of travel)
+STATION_TRAVEL_SLACK_M = 0.01
 
 
 def shift_limits(model: PreprocessedModel, max_shift_px: int | None = None) -> npt.NDArray[np.int32] | None:
@@ -63,6 +66,24 @@ def shift_limits(model: PreprocessedModel, max_shift_px: int | None = None) -> n
     return moves + np.array([[-slack], [slack]], np.int32)
 
 
+def station_travel(model: InferenceModel) -> tuple[float, float] | None:
+    """The conveyor travel (m) at which ``model`` scores frames: its station's (the artifact's
+    ``training.station_travel_m``, recorded by ``xrserver train --twin-viewpoint`` or ``--station-travel-m``)
+    widened by :data:`STATION_TRAVEL_SLACK_M`; None: at any travel. Raises :class:`ArtifactError` on a
+    malformed record."""
+    trained = model.manifest.get("training", {}).get("station_travel_m")
+    if trained is None:
+        return None
+    try:
+        lo, hi = (float(v) for v in trained)
+        ok = np.isfinite([lo, hi]).all() and lo <= hi
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise ArtifactError(f"model {model.name}: training.station_travel_m must be [min, max] m, got {trained!r}")
+    return lo - STATION_TRAVEL_SLACK_M, hi + STATION_TRAVEL_SLACK_M
+
+
 def within_limits(limits: npt.NDArray[np.int32] | None, offsets_xy: npt.NDArray[np.int32]) -> npt.NDArray[np.bool_]:
     """Per frame, whether its template offset (N, 2) lies within ``limits`` of :func:`shift_limits` (None: any)."""
     if limits is None:
@@ -78,15 +99,20 @@ class ModelHeatmaps:
     reference frame, or by default within the moves of its training views (a view that moved farther
     shows the model a part of the body, or a frame edge, it never learnt: on the twin's front viewpoint
     a SeamSeg fired on 23 of 24 normal frames whose views moved 5 px or more past them,
-    docs/benchmarks.md). Several models
+    docs/benchmarks.md). A model that records its station's conveyor travel (:func:`station_travel`)
+    scores only frames taken there, placed by the frame set's pose on ``conveyor``: a template cannot
+    tell a station from the rest of the pass where the body looks alike along the travel (the twin's
+    centre viewpoint matched its template at about 0.75 over 1.3 m of a pass). Several models
     serve one camera that is triggered at several stations, as in the paper: each frame goes to the model
     whose template matches it best, so every model needs template matching. A frame no model takes is not
     scored (an all-NaN map) and is counted in ``unscored``; ``scored`` counts each model's frames.
 
-    Raises :class:`ModelError` on a model without calibration, or several models of which one has no template.
+    Raises :class:`ModelError` on a model without calibration, several models of which one has no template,
+    or a model that records its station's travel without a ``conveyor``.
     """
 
-    def __init__(self, models: InferenceModel | Sequence[InferenceModel], max_shift_px: int | None = None) -> None:
+    def __init__(self, models: InferenceModel | Sequence[InferenceModel], max_shift_px: int | None = None,
+                 conveyor: Conveyor | None = None) -> None:
         self.models = [models] if isinstance(models, InferenceModel) else list(models)
         if not self.models:
             raise ModelError("a camera's model list is empty")
@@ -102,28 +128,45 @@ class ModelHeatmaps:
         if max_shift_px is not None and max_shift_px < 0:
             raise ModelError(f"max_shift_px must be >= 0, got {max_shift_px}")
         self.max_shift_px = max_shift_px
-        self._limits = [shift_limits(m, max_shift_px) for m in self._preprocessed]
+        #: per model with preprocessing, the template offsets and the conveyor travel it scores (None: any)
+        self.limits_px = [shift_limits(m, max_shift_px) for m in self._preprocessed]
+        self.travel_m = [station_travel(m) for m in self._preprocessed]
+        if conveyor is None and any(t is not None for t in self.travel_m):
+            raise ModelError("a model that records its station's conveyor travel needs the conveyor to place frames")
+        self.conveyor = conveyor
         self.name = "+".join(sorted({m.name for m in self.models}))
         self.version = "+".join(sorted({str(m.manifest.get("model_version", "?")) for m in self.models}))
-        self.unscored = 0  # frames no model took: not its view, or moved too far from it
+        self.unscored = 0  # frames no model took: not its view or station, or moved too far from it
         self.scored = [0] * len(self.models)
+
+    def _at_station(self, frameset: FrameSet | None) -> list[bool]:
+        """Per preprocessed model, whether ``frameset`` was taken at its station (always, without a record)."""
+        if all(t is None for t in self.travel_m):
+            return [True] * len(self.travel_m)
+        if frameset is None or frameset.T_cell_vehicle is None:
+            raise ModelError(f"{self.name} scores frames at its stations' conveyor travel and needs the vehicle "
+                             f"pose; frame set {None if frameset is None else frameset.seq} has none")
+        assert self.conveyor is not None  # checked in __init__
+        s_m = travel_from_pose(self.conveyor, frameset.T_cell_vehicle)
+        return [t is None or t[0] <= s_m <= t[1] for t in self.travel_m]
 
     def heatmaps(self, images: U8, camera_ids: Sequence[str], frameset: FrameSet) -> F32:
         """Calibrated maps; a frame no model takes gets an all-NaN map."""
         if not self._preprocessed:
             self.scored[0] += len(images)
             return self._norm(self.models[0].predict(images))
-        batches = [m.preprocess(images) for m in self._preprocessed]
-        fits = []
-        for b, limits in zip(batches, self._limits, strict=True):
-            takes = b.accepted & within_limits(limits, b.offsets_xy)
-            fits.append(np.where(takes, np.nan_to_num(b.match_scores, nan=0.0), -np.inf))
-        fit = np.stack(fits)  # (models, frames): the template match of each model that takes the frame
+        here = self._at_station(frameset)
+        batches = [m.preprocess(images) if ok else None for m, ok in zip(self._preprocessed, here, strict=True)]
+        fit = np.full((len(batches), len(images)), -np.inf)  # the template match of each model that takes a frame
+        for k, (b, limits) in enumerate(zip(batches, self.limits_px, strict=True)):
+            if b is not None:
+                takes = b.accepted & within_limits(limits, b.offsets_xy)
+                fit[k] = np.where(takes, np.nan_to_num(b.match_scores, nan=0.0), -np.inf)
         best, taken = fit.argmax(axis=0), np.isfinite(fit.max(axis=0))
         out = np.full(images.shape[:3], np.nan, np.float32)
         for k, (model, batch) in enumerate(zip(self._preprocessed, batches, strict=True)):
             idx = np.flatnonzero(taken & (best == k))
-            if idx.size:
+            if idx.size and batch is not None:
                 part = batch if idx.size == len(images) else batch.take(idx)
                 out[idx] = self._norm(model.predict_preprocessed(part))
                 self.scored[k] += idx.size

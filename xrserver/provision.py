@@ -11,8 +11,9 @@ Both are cached on disk under a key of everything they depend on, so only the fi
 * :func:`twin_travel_models` builds one travel-keyed bank per camera
   (:mod:`pipeline.models.travel_gaussian`) from normal vehicles rendered at every trigger position,
   and :func:`twin_travel_threshold` fits their fused threshold on passes of further normal vehicles
-  (:mod:`xrserver.fused_threshold`, which also fits recorded banks' on recorded passes).
-* :func:`load_view_model` loads what the config's ``models`` names for a camera instead.
+  (:mod:`xrserver.fused_threshold`, which also fits it on recorded passes).
+* :func:`load_view_model` loads what the config's ``models`` names for a camera instead, and
+  :func:`twin_pass_threshold` fits those models' fused threshold on the twin's whole normal passes.
 
 Each comes wrapped in its adapter of :mod:`xrserver.heatmaps`. A damaged cache entry is rebuilt, with a
 warning. Blocking; called before the server listens.
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 import logging
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from functools import partial
 from pathlib import Path
@@ -35,6 +36,7 @@ from tqdm import tqdm
 from calibration.rig import Rig, load_rig, rig_to_dict
 from calibration.underbody import UnderbodyModel, load_underbody
 from overlays.extract import Thresholds
+from pipeline.frames import FrameSet
 from pipeline.fusion import FusionError, FusionMesh, MeshRaycaster, VisibilityLUT
 from pipeline.models import api as models_api
 from pipeline.models.artifacts import replace_dir
@@ -43,12 +45,12 @@ from pipeline.models.registry import config_to_dict, make_config
 from pipeline.models.training import FitContext
 from pipeline.models.travel_gaussian import TravelGaussian, TravelGaussianConfig, TravelGrid, is_travel_artifact
 from pipeline.preprocess import load_preprocessed
-from pipeline.twin import DigitalTwin
+from pipeline.twin import DigitalTwin, VehicleScene
 from pipeline.twin.dataset import trigger_grid
 from pipeline.twin.defects import DEFECT_TYPES
 from xrserver.config import AnalyzerConfig, ServerConfig
-from xrserver.fused_threshold import cached, digest, fit_key, quiet_level, recorded_travel_threshold
-from xrserver.heatmaps import ModelHeatmaps, TravelHeatmaps, TwinReferenceHeatmaps, shift_limits
+from xrserver.fused_threshold import Pass, cached, digest, fit_key, quiet_level, recorded_threshold, served_key
+from xrserver.heatmaps import ModelHeatmaps, TravelHeatmaps, TwinReferenceHeatmaps, shift_limits, station_travel
 from xrserver.inspection import HeatmapModel, InspectionAnalyzer
 from xrserver.sources import Source, TwinSource
 
@@ -229,6 +231,27 @@ def twin_travel_models(twin: DigitalTwin, camera_ids: Sequence[str], cache_dir: 
     return dict(sorted(out.items(), key=lambda kv: list(camera_ids).index(kv[0])))
 
 
+def _twin_passes(twin: DigitalTwin, models: Mapping[str, HeatmapModel], positions: npt.NDArray[np.float64],
+                 n_passes: int) -> list[Pass]:
+    """Whole passes of ``n_passes`` normal vehicles (none of them trains a model), captured at ``positions``
+    (rendered as they are read)."""
+    def frames(scene: VehicleScene) -> Iterator[FrameSet]:
+        for k, s in enumerate(positions):
+            yield twin.render(scene, float(s), seq=k, camera_ids=list(models)).frameset
+
+    scenes = [twin.vehicle(VALIDATION_VEHICLES + j, defect_types=[]) for j in range(n_passes)]
+    return [(sc.spec.vehicle_id, frames(sc)) for sc in scenes]
+
+
+def _fit_on_twin(twin: DigitalTwin, models: Mapping[str, HeatmapModel], luts: Mapping[str, VisibilityLUT],
+                 thresholds: Thresholds, positions: npt.NDArray[np.float64], n_passes: int,
+                 progress: bool) -> dict[str, Any]:
+    with tqdm(total=n_passes * len(positions), desc="normal passes for the fused threshold (first run only)",
+              unit="frame set", disable=not progress) as bar:
+        return quiet_level(twin.rig, twin.underbody, models, luts, thresholds,
+                           _twin_passes(twin, models, positions, n_passes), bar.update)
+
+
 def twin_travel_threshold(twin: DigitalTwin, models: Mapping[str, HeatmapModel], luts: Mapping[str, VisibilityLUT],
                           thresholds: Thresholds, cache_dir: Path, step_m: float, n_normals: int = 8,
                           n_passes: int = 3, progress: bool = False) -> float:
@@ -237,18 +260,24 @@ def twin_travel_threshold(twin: DigitalTwin, models: Mapping[str, HeatmapModel],
     ``n_passes`` normal vehicles, none of them in the banks, captured at every trigger position, with the other
     settings of ``thresholds`` (:mod:`xrserver.fused_threshold`). Cached beside the banks."""
     grid, _, banks = _travel_recipe(twin, cache_dir, step_m, n_normals)
-    cams = list(models)
-    vehicles = [twin.vehicle(VALIDATION_VEHICLES + j, defect_types=[]) for j in range(n_passes)]
-
-    def fit() -> dict[str, Any]:
-        passes = ((sc.spec.vehicle_id, (twin.render(sc, float(s), seq=k, camera_ids=cams).frameset
-                                        for k, s in enumerate(grid.positions_m()))) for sc in vehicles)
-        with tqdm(total=n_passes * grid.n, desc="normal passes for the fused threshold (first run only)",
-                  unit="frame set", disable=not progress) as bar:
-            return quiet_level(twin.rig, twin.underbody, models, luts, thresholds, passes, bar.update)
-
     key = digest(RECIPE_VERSION, fit_key(models, luts, thresholds), n_passes)
-    return cached(banks / f"fused-threshold-{key}.json", fit)
+    return cached(banks / f"fused-threshold-{key}.json",
+                  partial(_fit_on_twin, twin, models, luts, thresholds, grid.positions_m(), n_passes, progress))
+
+
+def twin_pass_threshold(twin: DigitalTwin, models: Mapping[str, HeatmapModel], luts: Mapping[str, VisibilityLUT],
+                        thresholds: Thresholds, cache_dir: Path, step_m: float, n_passes: int = 3,
+                        progress: bool = False) -> float:
+    """The fused threshold of the ``models`` a config names (trained models or travel banks) served on the twin:
+    the lowest at which the server would publish no defect over whole passes of ``n_passes`` normal vehicles
+    (none of them trains a model) as the twin source streams them, a frame set every ``step_m`` of travel.
+    Cached under ``cache_dir/thresholds`` by the models, the twin and the settings; a retrained model is
+    fitted again."""
+    positions = trigger_grid(twin, step_m).positions_m()  # where DigitalTwin.stream captures
+    key = digest(RECIPE_VERSION, fit_key(models, luts, thresholds), served_key(models), asdict(twin.config), step_m,
+                 n_passes)
+    return cached(cache_dir / "thresholds" / f"fused-threshold-{key}.json",
+                  partial(_fit_on_twin, twin, models, luts, thresholds, positions, n_passes, progress))
 
 
 def twin_view_models(twin: DigitalTwin, camera_ids: Sequence[str], analyzer: AnalyzerConfig, cache_dir: Path,
@@ -298,8 +327,14 @@ def load_view_model(camera_id: str, paths: Path | Sequence[Path], rig: Rig, runt
             raise ArtifactError(f"{path}: fitted on {fitted[0]}x{fitted[1]} frames, given for camera {camera_id} "
                                 f"at {size[0]}x{size[1]}")
         models.append(model)
+    if len(models) > 1:
+        for path, model in zip(several, models, strict=True):
+            if station_travel(model) is None:
+                log.warning("%s records no station travel (trained before 2026-12-05, or without "
+                            "--station-travel-m): it scores every frame its template accepts wherever the vehicle "
+                            "is, which on a continuous stream is more than its station", path)
     try:
-        return ModelHeatmaps(models, max_shift_px)
+        return ModelHeatmaps(models, max_shift_px, rig.conveyor)
     except ModelError as e:
         raise ModelError(f"models.{camera_id}: {e}") from e
 
@@ -328,11 +363,11 @@ def prepare_inspection(config: ServerConfig, sources: Sequence[Source], progress
     models: dict[str, HeatmapModel] = {
         cid: load_view_model(cid, paths, rig, an.runtime, an.device, an.max_view_shift_px)
         for cid, paths in config.models.items()}
-    step_m = 0.0
+    step_m = 0.0  # the twin source's conveyor travel between frame sets
     if twin is not None and twin_src is not None:
+        step_m = twin.config.speed_mps / (twin_src.fps or 10.0)
         missing = [c for c in twin_src.camera_ids if c not in models]
         if missing:
-            step_m = twin.config.speed_mps / (twin_src.fps or 10.0)
             models.update(twin_view_models(twin, missing, an, cache, step_m, progress))
     elif an.model == TwinReferenceHeatmaps.name:
         raise ValueError("analyzer.model: twin-reference works with the twin source only")
@@ -342,23 +377,28 @@ def prepare_inspection(config: ServerConfig, sources: Sequence[Source], progress
     th = config.thresholds
     thresholds = Thresholds(score=th.score or 0.5, per_seam=dict(th.per_seam), min_area_mm2=th.min_area_mm2,
                             min_frames=th.min_frames, seam_band_mm=th.seam_band_mm)
-    travel = {c: m.model for c, m in models.items() if isinstance(m, TravelHeatmaps)}
-    from_folder = th.score is None and bool(config.models) and bool(travel) and len(travel) == len(models)
+    travel = [c for c, m in models.items() if isinstance(m, TravelHeatmaps)]
+    named = bool(config.models) and len(config.models) == len(models)  # every served model named in `models`
+    folder = th.score is None and named and an.validation_folder is not None
     if th.score is None:
         if any(isinstance(m, TwinReferenceHeatmaps) for m in models.values()):
             thresholds = replace(thresholds, score=TwinReferenceHeatmaps.FUSED_THRESHOLD)
         elif twin is not None and step_m and not config.models and an.model == TravelGaussian.name:
             thresholds = replace(thresholds, score=twin_travel_threshold(
                 twin, models, luts, thresholds, cache, step_m, an.normal_passes, an.validation_passes, progress))
-        elif from_folder and an.validation_folder is not None:
-            thresholds = replace(thresholds, score=recorded_travel_threshold(
-                rig, underbody, models, travel, luts, thresholds, an.validation_folder, cache, progress))
+        elif folder:
+            assert an.validation_folder is not None
+            thresholds = replace(thresholds, score=recorded_threshold(
+                rig, underbody, models, luts, thresholds, an.validation_folder, cache, progress))
+        elif named and twin is not None and step_m:
+            thresholds = replace(thresholds, score=twin_pass_threshold(
+                twin, models, luts, thresholds, cache, step_m, an.validation_passes, progress))
         elif travel:
             log.warning("thresholds.score: travel banks recorded off the twin have no fitted fused threshold %s; "
                         "using 0.5 (3 standard deviations in every view). Set thresholds.score for this line",
-                        "without analyzer.validation_folder" if from_folder else "while other models serve beside them")
-    if an.validation_folder is not None and not from_folder:
-        log.warning("analyzer.validation_folder is not used: it fits the fused threshold of travel banks named in "
+                        "without analyzer.validation_folder" if named else "while other models serve beside them")
+    if an.validation_folder is not None and not folder:
+        log.warning("analyzer.validation_folder is not used: it fits the fused threshold of the models named in "
                     "`models` for every served camera, when thresholds.score is unset")
     log.info("fused threshold %.4f", thresholds.score)
     analyzer = InspectionAnalyzer(rig, underbody, models, luts, thresholds)

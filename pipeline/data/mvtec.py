@@ -53,6 +53,8 @@ class MvtecSplits:
     test: AnomalySet
     root: str
     validation_source: str
+    #: the conveyor travel range (m) at which the frames were taken, where known (the twin at a station)
+    station_travel_m: tuple[float, float] | None = None
 
 
 def _files(folder: Path) -> list[Path]:

@@ -146,8 +146,9 @@ def test_train_sets_model_options_in_the_manifest_and_refuses_bad_ones_before_re
     art = tmp_path / "g"
     assert main(["train", "--model", "gaussian", "--twin", "lower", "--twin-viewpoint", "centre", "--twin-size",
                  "160x120", "--twin-train-frames", "3", "--set", "min_var=40", "blur_sigma_px=1.5",
-                 "--input-size", "80x60", "--out", str(art)]) == 0
+                 "--input-size", "80x60", "--station-travel-m", "-0.02", "0.03", "--out", str(art)]) == 0
     manifest = json.loads((art / "manifest.json").read_text())
+    assert manifest["training"]["station_travel_m"] == [-0.02, 0.03], "the user's station, not the twin's"
     config = manifest["config"]
     assert (config["min_var"], config["blur_sigma_px"]) == (40.0, 1.5)
     assert config["input_size_wh"] == manifest["input"]["size_wh"] == [80, 60]  # not the preset's 320x240
@@ -159,7 +160,8 @@ def test_train_sets_model_options_in_the_manifest_and_refuses_bad_ones_before_re
                       (["--set", "min_var=high"], "not a Python literal"),
                       (["--set", "input_size_wh=160"], "option input_size_wh takes type tuple"),
                       (["--set", "input_size_wh=(160, 120)", "--input-size", "160x120"], "give the input size once"),
-                      (["--preset", "huge"], "has no preset 'huge'")):
+                      (["--preset", "huge"], "has no preset 'huge'"),
+                      (["--station-travel-m", "0.3", "0.2"], "--station-travel-m: MIN <= MAX")):
         assert main(["train", "--model", "gaussian", "--data", str(tmp_path / "absent"), "--out",
                      str(tmp_path / "x"), *bad]) == 2
         err = capsys.readouterr().err.strip()

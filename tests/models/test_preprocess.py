@@ -296,12 +296,15 @@ def test_the_server_serves_the_artifact_with_its_preprocessing(masked: tuple[Pre
 
 
 def test_one_camera_serves_a_model_per_viewpoint(masked: tuple[PreprocessedModel, Path, View],
-                                                 second_viewpoint: tuple[Path, View]) -> None:
+                                                 second_viewpoint: tuple[Path, View],
+                                                 caplog: pytest.LogCaptureFixture) -> None:
     """The paper's station camera: the config lists an artifact per viewpoint; each frame goes to the model
     whose template matches it, scored as that model alone would; a frame of no viewpoint is not scored."""
     (_, d1, view1), (d2, view2) = masked, second_viewpoint
     rig = DigitalTwin(TwinConfig(seed=0, width_px=SIZE_HW[1], height_px=SIZE_HW[0])).rig
-    served = load_view_model("lower", [d1, d2], rig, max_shift_px=4)  # the synthetic views move up to 4 px
+    with caplog.at_level("WARNING", logger="xrserver.provision"):
+        served = load_view_model("lower", [d1, d2], rig, max_shift_px=4)  # the synthetic views move up to 4 px
+    assert f"{d1} records no station travel" in caplog.text, "trained from a folder without --station-travel-m"
     assert isinstance(served, ModelHeatmaps) and served.name == "patchcore"
     stranger = synthetic_view(1, view_seed=99).frames[0]
     frames = np.stack([view2.frames[7], view1.frames[7], stranger, view2.frames[6]])
@@ -361,6 +364,13 @@ def test_a_view_moved_too_far_from_the_trained_one_is_not_scored(
         ModelHeatmaps(load_preprocessed(d), max_shift_px=-1)
     loaded.manifest["training"]["template_offsets_px"] = [[3, 0], [1, 2]]  # as a hand-edited manifest might
     with pytest.raises(ArtifactError, match=r"training\.template_offsets_px must be \[\[min x, min y\]"):
+        ModelHeatmaps(loaded)
+    loaded.manifest["training"]["template_offsets_px"] = trained
+    loaded.manifest["training"]["station_travel_m"] = [0.2, 0.1]
+    with pytest.raises(ArtifactError, match=r"training\.station_travel_m must be \[min, max\] m, got \[0\.2, 0\.1\]"):
+        ModelHeatmaps(loaded)
+    loaded.manifest["training"]["station_travel_m"] = [0.1, 0.2]  # frames placed by travel: served on a conveyor
+    with pytest.raises(ModelError, match="records its station's conveyor travel needs the conveyor"):
         ModelHeatmaps(loaded)
 
 

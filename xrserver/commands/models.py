@@ -145,6 +145,10 @@ def _add_train(p: argparse.ArgumentParser) -> None:
                    help="the model's input size (default: the preset's, e.g. SeamSeg tiny 160x120); the "
                         "frame's own size keeps its detail, e.g. 640x480 for a 640x480 twin")
     p.add_argument("--backbone-weights", type=Path, default=None, help="local torchvision state dict (optional)")
+    p.add_argument("--station-travel-m", type=float, nargs=2, default=None, metavar=("MIN", "MAX"),
+                   help="the conveyor travel (m) at which the station camera takes this model's frames: a server "
+                        "scores a frame with it only when the vehicle is there, 1 cm either side. Default with "
+                        "--twin-viewpoint: the station's, within the twin's trigger jitter; else at any travel")
     p.add_argument("--set", dest="options", nargs="+", default=[], metavar="OPTION=VALUE",
                    help="change an option of the preset's model config (VALUE a Python literal), e.g. "
                         "--set steps=3000; the manifest records the config")
@@ -225,7 +229,7 @@ def _read(args: argparse.Namespace, train_only: bool = False) -> MvtecSplits:
 
 
 def _render_twin(args: argparse.Namespace, train_only: bool) -> MvtecSplits:
-    from pipeline.data.twinset import TwinSetPlan, render_twin_splits
+    from pipeline.data.twinset import TwinSetPlan, render_twin_splits, station_travel
     from pipeline.twin import DigitalTwin, TwinConfig
 
     w, h = args.twin_size
@@ -248,7 +252,11 @@ def _render_twin(args: argparse.Namespace, train_only: bool) -> MvtecSplits:
 
         train, val, test = render_twin_splits(twin, plan, progress=tick)
     where = f"twin:{args.twin}" + (f":{args.twin_viewpoint}" if args.twin_viewpoint else "")
-    return MvtecSplits(train, val, test, where, "twin validation vehicles")
+    station = None
+    if args.twin_viewpoint is not None:
+        s = station_travel(twin, args.twin, args.twin_viewpoint)
+        station = (s - plan.station_jitter_m, s + plan.station_jitter_m)
+    return MvtecSplits(train, val, test, where, "twin validation vehicles", station)
 
 
 def _seam_mask(path: Path, shape_hw: tuple[int, int]) -> npt.NDArray[np.bool_]:
@@ -393,6 +401,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         in_w, in_h = make_config(args.model, args.preset, **options).input_size_wh
     except ConfigError as e:
         raise CliError(f"--set: {e}") from None
+    if args.station_travel_m is not None:
+        lo, hi = args.station_travel_m
+        if not (np.isfinite([lo, hi]).all() and lo <= hi):
+            raise CliError(f"--station-travel-m: MIN <= MAX, both finite, got {lo} {hi}")
     if args.contrast_pool is not None:
         if not args.contrast:
             raise CliError("--contrast-pool needs --contrast")
@@ -424,6 +436,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         metrics = evaluate(model, splits.test, rois["test"])
         if isinstance(model.inner, TrainedModel):
             model.inner.metrics.update({"test": metrics, "validation_source": splits.validation_source})
+            station = args.station_travel_m or splits.station_travel_m
+            if station is not None:  # where a server lets it score (xrserver.heatmaps.station_travel)
+                model.inner.training["station_travel_m"] = [float(v) for v in station]
         manifest = save_preprocessed(model, args.out)
     except ModelError as e:
         raise CliError(str(e)) from None
