@@ -10,7 +10,8 @@ seams, and scores them with the artifact (ONNX Runtime). Per shift:
 * how far the views moved (the template offsets' vertical range, px) and how many frames the template
   accepted;
 * how many of those the server scores by default (within the training views' moves,
-  :func:`xrserver.heatmaps.shift_limits`);
+  :func:`xrserver.heatmaps.shift_limits`, and at the station's conveyor travel the artifact records,
+  :func:`xrserver.heatmaps.station_travel`);
 * the normal frames' highest calibrated map values (0.5 is the artifact's fitted threshold): their
   median, and how many exceed 0.5;
 * image AUROC of the accepted frames, and its ratio to the station's (0 cm, the baseline, same run).
@@ -28,10 +29,11 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from pipeline.data.twinset import VIEWPOINT_X_M, defect_in_view, defect_on_seams, station_travel
+from pipeline.data.twinset import VIEWPOINT_X_M, defect_in_view, defect_on_seams
+from pipeline.data.twinset import station_travel as station_of
 from pipeline.preprocess import PreprocessedModel, load_preprocessed
 from pipeline.twin import DEFECT_TYPES, DigitalTwin, TwinConfig, VehicleScene
-from xrserver.heatmaps import shift_limits, within_limits
+from xrserver.heatmaps import shift_limits, station_travel, within_limits
 
 #: first twin vehicle of this benchmark's normal and defect sets: none trains, validates or tests a model
 FIRST_NORMAL, FIRST_DEFECT = 40_000, 41_000
@@ -90,22 +92,24 @@ def main() -> None:
     size = model.preprocessor.frame_size_wh
     if model.calibration is None or size is None or model.preprocessor.template is None:
         ap.error(f"{args.artifact}: needs a calibrated artifact with template matching (train with --template)")
-    limits = shift_limits(model)
+    limits, travel = shift_limits(model), station_travel(model)
     twin = DigitalTwin(TwinConfig(seed=args.twin_seed, width_px=size[0], height_px=size[1]))
-    station = station_travel(twin, args.camera, args.viewpoint)
+    station = station_of(twin, args.camera, args.viewpoint)
     scenes = [twin.vehicle(FIRST_NORMAL + j, defect_types=[]) for j in range(args.normal)]
     scenes += defect_scenes(twin, args.camera, args.viewpoint, station, args.defects_per_type)
     print(f"{args.artifact} ({model.name}, {size[0]}x{size[1]}), viewpoint {args.viewpoint} (station s = "
           f"{station:.3f} m); {args.normal} normal and {len(scenes) - args.normal} defect vehicles; scored by "
-          f"default: template offsets {'any' if limits is None else limits.tolist()} px")
+          f"default: template offsets {'any' if limits is None else limits.tolist()} px, conveyor travel "
+          f"{'any' if travel is None else f'{travel[0]:.3f} to {travel[1]:.3f} m'}")
     print(f"{platform.machine()}, {os.cpu_count()} cores, ONNX Runtime\n")
     print("| shift (cm) | views moved, y (px) | accepted normal / defect | scored by default | "
           "normal peak, median | normals > 0.5 | image AUROC | vs 0 cm |")
     print("|---|---|---|---|---|---|---|---|")
     base = None
     for cm in args.shifts_cm:
-        peaks, offsets, defective = score_at(model, twin, args.camera, scenes, station + cm / 100)
-        inside = within_limits(limits, offsets)
+        s_m = station + cm / 100
+        peaks, offsets, defective = score_at(model, twin, args.camera, scenes, s_m)
+        inside = within_limits(limits, offsets) & (travel is None or travel[0] <= s_m <= travel[1])
         normal = peaks[~defective]
         auc = roc_auc_score(defective, peaks) if 0 < defective.sum() < len(peaks) else float("nan")
         if cm == 0:

@@ -275,8 +275,10 @@ def test_viewpoint_shift_scores_a_viewpoint_model_off_its_station(tmp_path: Path
     assert train.returncode == 0, train.stderr[-3000:]
     out = _run("viewpoint_shift.py", str(art), "--viewpoint", "front", "--normal", "3", "--defects-per-type", "1",
                "--shifts-cm", "0", "30", timeout=600)
-    trained = json.loads((art / "manifest.json").read_text())["training"]["template_offsets_px"]
+    training = json.loads((art / "manifest.json").read_text())["training"]
+    trained, (lo, hi) = training["template_offsets_px"], training["station_travel_m"]
     assert f"3 normal and 5 defect vehicles; scored by default: template offsets [[{trained[0][0] - 1}, " in out
+    assert f"conveyor travel {lo - 0.01:.3f} to {hi + 0.01:.3f} m" in out, "and only at its station, as served"
     rows = [line.split(" | ") for line in out.splitlines() if line.startswith("| +")]
     assert [r[0] for r in rows] == ["| +0", "| +30"]
     assert rows[0][-1] == "1.00x |", "the station is the baseline"

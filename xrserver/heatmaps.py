@@ -81,7 +81,8 @@ def station_travel(model: InferenceModel) -> tuple[float, float] | None:
         ok = False
     if not ok:
         raise ArtifactError(f"model {model.name}: training.station_travel_m must be [min, max] m, got {trained!r}")
-    return lo - STATION_TRAVEL_SLACK_M, hi + STATION_TRAVEL_SLACK_M
+    edge = STATION_TRAVEL_SLACK_M + 1e-6  # a position on the edge is in, whatever the pose's rounding
+    return lo - edge, hi + edge
 
 
 def within_limits(limits: npt.NDArray[np.int32] | None, offsets_xy: npt.NDArray[np.int32]) -> npt.NDArray[np.bool_]:

@@ -379,17 +379,16 @@ def prepare_inspection(config: ServerConfig, sources: Sequence[Source], progress
                             min_frames=th.min_frames, seam_band_mm=th.seam_band_mm)
     travel = [c for c, m in models.items() if isinstance(m, TravelHeatmaps)]
     named = bool(config.models) and len(config.models) == len(models)  # every served model named in `models`
-    folder = th.score is None and named and an.validation_folder is not None
+    folder = an.validation_folder if th.score is None and named else None  # recorded passes that fit it
     if th.score is None:
         if any(isinstance(m, TwinReferenceHeatmaps) for m in models.values()):
             thresholds = replace(thresholds, score=TwinReferenceHeatmaps.FUSED_THRESHOLD)
         elif twin is not None and step_m and not config.models and an.model == TravelGaussian.name:
             thresholds = replace(thresholds, score=twin_travel_threshold(
                 twin, models, luts, thresholds, cache, step_m, an.normal_passes, an.validation_passes, progress))
-        elif folder:
-            assert an.validation_folder is not None
+        elif folder is not None:
             thresholds = replace(thresholds, score=recorded_threshold(
-                rig, underbody, models, luts, thresholds, an.validation_folder, cache, progress))
+                rig, underbody, models, luts, thresholds, folder, cache, progress))
         elif named and twin is not None and step_m:
             thresholds = replace(thresholds, score=twin_pass_threshold(
                 twin, models, luts, thresholds, cache, step_m, an.validation_passes, progress))
@@ -397,7 +396,7 @@ def prepare_inspection(config: ServerConfig, sources: Sequence[Source], progress
             log.warning("thresholds.score: travel banks recorded off the twin have no fitted fused threshold %s; "
                         "using 0.5 (3 standard deviations in every view). Set thresholds.score for this line",
                         "without analyzer.validation_folder" if named else "while other models serve beside them")
-    if an.validation_folder is not None and not folder:
+    if an.validation_folder is not None and folder is None:
         log.warning("analyzer.validation_folder is not used: it fits the fused threshold of the models named in "
                     "`models` for every served camera, when thresholds.score is unset")
     log.info("fused threshold %.4f", thresholds.score)
