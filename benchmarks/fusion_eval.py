@@ -163,7 +163,7 @@ def config_detector(name: str, config: ServerConfig, twin: DigitalTwin, cache: P
     def threshold(luts: dict[str, VisibilityLUT], thresholds: Thresholds, n_passes: int) -> float:
         if config.thresholds.score is not None:
             return config.thresholds.score
-        return twin_pass_threshold(twin, models, luts, thresholds, cache, twin.config.speed_mps / source.fps,
+        return twin_pass_threshold(twin, models, luts, thresholds, cache, source.speed_mps / source.fps,
                                    an.validation_passes, progress=True)
 
     served = [m for m in models.values() if isinstance(m, ModelHeatmaps)]

@@ -33,7 +33,7 @@ from pipeline.data.twinset import VIEWPOINT_X_M, defect_in_view, defect_on_seams
 from pipeline.data.twinset import station_travel as station_of
 from pipeline.preprocess import PreprocessedModel, load_preprocessed
 from pipeline.twin import DEFECT_TYPES, DigitalTwin, TwinConfig, VehicleScene
-from xrserver.heatmaps import shift_limits, station_travel, within_limits
+from xrserver.heatmaps import at_station, shift_limits, station_travel, within_limits
 
 #: first twin vehicle of this benchmark's normal and defect sets: none trains, validates or tests a model
 FIRST_NORMAL, FIRST_DEFECT = 40_000, 41_000
@@ -109,7 +109,7 @@ def main() -> None:
     for cm in args.shifts_cm:
         s_m = station + cm / 100
         peaks, offsets, defective = score_at(model, twin, args.camera, scenes, s_m)
-        inside = within_limits(limits, offsets) & (travel is None or travel[0] <= s_m <= travel[1])
+        inside = within_limits(limits, offsets) & at_station(travel, s_m)
         normal = peaks[~defective]
         auc = roc_auc_score(defective, peaks) if 0 < defective.sum() < len(peaks) else float("nan")
         if cm == 0:

@@ -85,6 +85,11 @@ def station_travel(model: InferenceModel) -> tuple[float, float] | None:
     return lo - edge, hi + edge
 
 
+def at_station(travel: tuple[float, float] | None, s_m: float) -> bool:
+    """Whether conveyor travel ``s_m`` lies within ``travel`` of :func:`station_travel` (None: any)."""
+    return travel is None or travel[0] <= s_m <= travel[1]
+
+
 def within_limits(limits: npt.NDArray[np.int32] | None, offsets_xy: npt.NDArray[np.int32]) -> npt.NDArray[np.bool_]:
     """Per frame, whether its template offset (N, 2) lies within ``limits`` of :func:`shift_limits` (None: any)."""
     if limits is None:
@@ -149,7 +154,7 @@ class ModelHeatmaps:
                              f"pose; frame set {None if frameset is None else frameset.seq} has none")
         assert self.conveyor is not None  # checked in __init__
         s_m = travel_from_pose(self.conveyor, frameset.T_cell_vehicle)
-        return [t is None or t[0] <= s_m <= t[1] for t in self.travel_m]
+        return [at_station(t, s_m) for t in self.travel_m]
 
     def heatmaps(self, images: U8, camera_ids: Sequence[str], frameset: FrameSet) -> F32:
         """Calibrated maps; a frame no model takes gets an all-NaN map."""

@@ -50,7 +50,7 @@ from pipeline.twin.dataset import trigger_grid
 from pipeline.twin.defects import DEFECT_TYPES
 from xrserver.config import AnalyzerConfig, ServerConfig
 from xrserver.fused_threshold import Pass, cached, digest, fit_key, quiet_level, recorded_threshold, served_key
-from xrserver.heatmaps import ModelHeatmaps, TravelHeatmaps, TwinReferenceHeatmaps, shift_limits, station_travel
+from xrserver.heatmaps import ModelHeatmaps, TravelHeatmaps, TwinReferenceHeatmaps, shift_limits
 from xrserver.inspection import HeatmapModel, InspectionAnalyzer
 from xrserver.sources import Source, TwinSource
 
@@ -327,16 +327,17 @@ def load_view_model(camera_id: str, paths: Path | Sequence[Path], rig: Rig, runt
             raise ArtifactError(f"{path}: fitted on {fitted[0]}x{fitted[1]} frames, given for camera {camera_id} "
                                 f"at {size[0]}x{size[1]}")
         models.append(model)
-    if len(models) > 1:
-        for path, model in zip(several, models, strict=True):
-            if station_travel(model) is None:
+    try:
+        served = ModelHeatmaps(models, max_shift_px, rig.conveyor)
+    except ModelError as e:
+        raise ModelError(f"models.{camera_id}: {e}") from e
+    if len(models) > 1:  # a station camera: every model has a template, so one travel per artifact
+        for path, travel in zip(several, served.travel_m, strict=True):
+            if travel is None:
                 log.warning("%s records no station travel (trained before 2026-12-05, or without "
                             "--station-travel-m): it scores every frame its template accepts wherever the vehicle "
                             "is, which on a continuous stream is more than its station", path)
-    try:
-        return ModelHeatmaps(models, max_shift_px, rig.conveyor)
-    except ModelError as e:
-        raise ModelError(f"models.{camera_id}: {e}") from e
+    return served
 
 
 def prepare_inspection(config: ServerConfig, sources: Sequence[Source], progress: bool = False) -> Cell:
@@ -377,7 +378,7 @@ def prepare_inspection(config: ServerConfig, sources: Sequence[Source], progress
     th = config.thresholds
     thresholds = Thresholds(score=th.score or 0.5, per_seam=dict(th.per_seam), min_area_mm2=th.min_area_mm2,
                             min_frames=th.min_frames, seam_band_mm=th.seam_band_mm)
-    travel = [c for c, m in models.items() if isinstance(m, TravelHeatmaps)]
+    travel = any(isinstance(m, TravelHeatmaps) for m in models.values())
     named = bool(config.models) and len(config.models) == len(models)  # every served model named in `models`
     folder = an.validation_folder if th.score is None and named else None  # recorded passes that fit it
     if th.score is None:
