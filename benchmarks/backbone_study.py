@@ -34,6 +34,7 @@ from pipeline.models.pretrain import PretrainConfig, pretrain
 from pipeline.models.training import FitContext
 from pipeline.preprocess import PreprocessConfig, calibrate_preprocessed, contrast_frames, train_preprocessed
 from pipeline.twin import DigitalTwin, TwinConfig
+from xrserver.commands.common import image_size
 from xrserver.commands.models import evaluate
 
 #: (label, model, uses the SimCLR weights, config overrides)
@@ -53,7 +54,7 @@ def main() -> None:
     ap.add_argument("--efficientad-seeds", type=int, nargs="+", default=None,
                     help="seeds of the EfficientAD variants (default: --seeds; each fit takes minutes on a CPU)")
     ap.add_argument("--viewpoint", default="centre", choices=("front", "centre", "back"))
-    ap.add_argument("--size", default="320x240")
+    ap.add_argument("--size", type=image_size, default="320x240", help="frame size WIDTHxHEIGHT")
     ap.add_argument("--preset", default="tiny")
     # the sets of benchmarks/model_accuracy.py (the same defaults), so that the two tables compare
     ap.add_argument("--train-frames", type=int, default=100, help="normal training frames (5 per vehicle)")
@@ -75,7 +76,7 @@ def main() -> None:
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
     variants = [v for v in VARIANTS if v[1] in args.models]
-    w, h = (int(v) for v in args.size.split("x"))
+    w, h = args.size
     twin = DigitalTwin(TwinConfig(seed=0, width_px=w, height_px=h))
     margin = args.roi_margin if args.roi_margin is not None else scaled_roi_margin_px(w)
     train, val, test = render_twin_splits(twin, TwinSetPlan(

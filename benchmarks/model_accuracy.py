@@ -18,6 +18,8 @@ seed 0.
 
 ``--set MODEL.OPTION=VALUE ...`` changes a model's config for the run (e.g. ``--set
 seamseg.strand_opacity=0.55``); the saved runs record it.
+``--extra-train N`` adds N normal training frames of other vehicles and keeps the validation and test
+frames, so that ``--compare`` pairs a run on more normal data with one without.
 
 Runs are long on a CPU, so seeds may be measured in separate runs: ``--from-json A.json B.json``
 prints the same tables from the runs those ``--json`` files saved, without rendering or training.
@@ -31,11 +33,13 @@ import json
 import os
 import platform
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 
+from pipeline.data.mvtec import AnomalySet
 from pipeline.data.twinset import TwinSetPlan, render_twin_splits, scaled_roi_margin_px
 from pipeline.metrics import AurocDifference, auroc_difference, mean_std, paired_tests
 from pipeline.models import MODELS
@@ -53,13 +57,17 @@ from pipeline.preprocess import (
 )
 from pipeline.preprocess.contrast import check_contrast_sizes
 from pipeline.twin import DigitalTwin, TwinConfig
+from xrserver.commands.common import image_size
 from xrserver.commands.models import evaluate
 
 #: The options that decide the frames, the preprocessing and the model: runs merged by ``--from-json`` must agree.
-SETTINGS = ("preset", "size", "input_size", "camera", "train_frames", "frames_per_vehicle", "val", "test",
-            "roi_margin", "roi_source", "template", "photometric", "contrast", "contrast_pool", "options")
+SETTINGS = ("preset", "size", "input_size", "camera", "train_frames", "extra_train", "frames_per_vehicle", "val",
+            "test", "roi_margin", "roi_source", "template", "photometric", "contrast", "contrast_pool", "options")
 #: The settings that decide which frames a run is tested on: ``--compare`` pairs only runs that agree on them.
 FRAMES = ("size", "camera", "train_frames", "frames_per_vehicle", "val", "test")
+#: ``--extra-train``'s frames come from this vehicle on: past every split's vehicles, so that the
+#: validation and test frames stay those of the run without them
+EXTRA_TRAIN_FIRST_VEHICLE = 5000
 #: How the tables and messages mark a masked (†) run.
 MARK = {False: "", True: " †"}
 IMAGE = ("auroc", "au_pr", "precision", "recall", "f1")
@@ -91,6 +99,28 @@ def run_one(name: str, args: argparse.Namespace, seed: int, masked: bool, viewpo
             "s_per_image": s_per_image, **metrics, "settings": {k: getattr(args, k) for k in SETTINGS},
             "preprocess": model.preprocessor.config.to_dict(),  # as fitted: the model's own defaults filled in
             "config": config_to_dict(model.inner.config) if isinstance(model.inner, TrainedModel) else None}
+
+
+def render_sets(twin: DigitalTwin, plan: TwinSetPlan, extra_train: int) -> tuple[AnomalySet, AnomalySet, AnomalySet]:
+    """The plan's (train, validation, test), with ``extra_train`` more normal training frames of other
+    vehicles (from ``EXTRA_TRAIN_FIRST_VEHICLE`` on) appended to train."""
+    train, val, test = render_twin_splits(twin, plan)
+    if extra_train == 0:
+        return train, val, test
+    more = render_twin_splits(twin, replace(plan, train_frames=extra_train, first_vehicle=EXTRA_TRAIN_FIRST_VEHICLE,
+                                            val_normal=0, val_defects_per_type=0, test_normal=0,
+                                            test_defects_per_type=0))[0]
+    both = [train, more]
+    roi = np.concatenate([s.roi for s in both]) if train.roi is not None and more.roi is not None else None
+    return AnomalySet(np.concatenate([s.images for s in both]), np.concatenate([s.masks for s in both]),
+                      np.concatenate([s.labels for s in both]), train.types + more.types,
+                      train.names + tuple(f"x{n}" for n in more.names), roi), val, test
+
+
+def size_text(text: str) -> str:
+    """``--size`` and ``--input-size``: checked, and kept as ``WIDTHxHEIGHT`` text, as the saved runs record them."""
+    w, h = image_size(text)
+    return f"{w}x{h}"
 
 
 def run_key(run: dict[str, Any]) -> tuple[Any, ...]:
@@ -340,8 +370,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("--preset", default="tiny")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--size", default="320x240", help="twin frame size WIDTHxHEIGHT")
-    ap.add_argument("--input-size", default=None, metavar="WxH",
+    ap.add_argument("--size", type=size_text, default="320x240", help="twin frame size WIDTHxHEIGHT")
+    ap.add_argument("--input-size", type=size_text, default=None, metavar="WxH",
                     help="model input size (default: the preset's; e.g. 320x240 to keep the frame's detail)")
     ap.add_argument("--camera", default="lower")
     ap.add_argument("--viewpoints", nargs="+", default=["front", "centre", "back"],
@@ -349,6 +379,9 @@ def main() -> None:
     # the paper's centre viewpoint (Table 2) had 67 training underbodies x 5 frames, 23 + 32 validation and
     # 24 + 38 test frames; these defaults are its shape at a size two CPU cores fit in about half an hour
     ap.add_argument("--train-frames", type=int, default=100, help="normal training frames per viewpoint")
+    ap.add_argument("--extra-train", type=int, default=0, metavar="N",
+                    help="N more normal training frames per viewpoint, of other vehicles; the validation and test "
+                         "frames stay the same, so --compare pairs the runs with and without them")
     ap.add_argument("--frames-per-vehicle", type=int, default=5, help="training frames per vehicle (paper: 5)")
     ap.add_argument("--val", type=int, nargs=2, default=[12, 2], metavar=("NORMAL", "PER_TYPE"),
                     help="validation frames: normal, and defects per type")
@@ -407,20 +440,22 @@ def main() -> None:
             check_contrast_sizes(None, args.contrast_pool)
         except PreprocessError as e:
             ap.error(f"--contrast-pool: {e}")
+    if args.extra_train < 0:
+        ap.error(f"--extra-train must be >= 0, got {args.extra_train}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-    w, h = (int(v) for v in args.size.split("x"))
+    w, h = image_size(args.size)
     if args.roi_margin is None:
         args.roi_margin = scaled_roi_margin_px(w)
-    overrides = {"input_size_wh": tuple(int(v) for v in args.input_size.split("x"))} if args.input_size else {}
+    overrides = {"input_size_wh": image_size(args.input_size)} if args.input_size else {}
     options = model_options(args.options or [], args.preset)
     t0 = time.perf_counter()
     twin = DigitalTwin(TwinConfig(seed=0, width_px=w, height_px=h))
-    data = {vp: render_twin_splits(twin, TwinSetPlan(
+    data = {vp: render_sets(twin, TwinSetPlan(
         camera_id=args.camera, train_frames=args.train_frames, frames_per_train_vehicle=args.frames_per_vehicle,
         val_normal=args.val[0], val_defects_per_type=args.val[1], test_normal=args.test[0],
-        test_defects_per_type=args.test[1], roi_margin_px=0, viewpoint=None if vp == "pass" else vp))
-        for vp in args.viewpoints}
+        test_defects_per_type=args.test[1], roi_margin_px=0, viewpoint=None if vp == "pass" else vp),
+        args.extra_train) for vp in args.viewpoints}
     render_s = time.perf_counter() - t0
     runs: list[dict[str, Any]] = []
     for masked in {"both": (False, True), "off": (False,), "on": (True,)}[args.masking]:
@@ -433,8 +468,9 @@ def main() -> None:
     train, val, test = data[args.viewpoints[0]]
     pool = "" if not args.contrast else f" (max-pool {args.contrast_pool} px)" if args.contrast_pool else \
         " (each model's max-pool)"
+    extra = f"; {args.extra_train} of them from vehicles {EXTRA_TRAIN_FIRST_VEHICLE} on" if args.extra_train else ""
     print(f"twin camera {args.camera} at {w}x{h}, viewpoints {args.viewpoints}: {len(train)} training frames "
-          f"({args.frames_per_vehicle} per vehicle), {len(val)} validation and "
+          f"({args.frames_per_vehicle} per vehicle{extra}), {len(val)} validation and "
           f"{len(test)} test frames per viewpoint ({int(test.labels.sum())} with defects of all five types); "
           f"preset {args.preset}{' input ' + args.input_size if args.input_size else ''}; template "
           f"{'on' if args.template else 'off'}, photometric {'on' if args.photometric else 'off'}, "

@@ -46,6 +46,7 @@ from pipeline.models import MODELS, FitContext
 from pipeline.models.api import train
 from pipeline.models.export import export_onnx
 from pipeline.models.runtime import ORT_PROVIDERS, OnnxRuntime, Runtime, TorchRuntime
+from xrserver.commands.common import image_size
 
 #: the paper's Table 8: seconds per image on an RTX 3090
 PAPER_S_PER_IMAGE = {"patchcore": 3.33, "memseg": 0.17, "efficientad-s": 0.09, "efficientad-m": 0.10,
@@ -123,7 +124,7 @@ def main() -> None:
     ap.add_argument("--models", nargs="+",
                     default=list(MODELS))
     ap.add_argument("--preset", default="tiny", help="architecture preset (tiny: CPU-sized; paper: Table 3)")
-    ap.add_argument("--size", default="256x256", help="model input size WIDTHxHEIGHT (256x256)")
+    ap.add_argument("--size", type=image_size, default="256x256", help="model input size WIDTHxHEIGHT (256x256)")
     ap.add_argument("--views", type=int, default=4, help="the second batch size: one frame per camera (4)")
     ap.add_argument("--train-frames", type=int, default=8)
     ap.add_argument("--fit-steps", type=int, default=4)
@@ -143,7 +144,7 @@ def main() -> None:
             print(f"not on this machine, skipped: {missing}", file=sys.stderr)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-    w, h = (int(v) for v in args.size.split("x"))
+    w, h = args.size
     frames = normal_frames(args.frames, w, h, args.train_frames)
     rng = np.random.default_rng(0)
     inputs = {b: rng.uniform(0, 255, (b, 3, h, w)).astype(np.float32) for b in sorted({1, args.views})}

@@ -32,6 +32,7 @@ from pipeline.preprocess import PreprocessConfig, Preprocessor
 from pipeline.preprocess.contrast import colour_distance, local_contrast, scaled_contrast_px
 from pipeline.preprocess.template import U8
 from pipeline.twin import DigitalTwin, TwinConfig
+from xrserver.commands.common import image_size
 
 #: each step's baseline, timed in the same run
 BASELINES = {"local contrast, shrunk median": "local contrast, exact median", "preprocess + contrast": "preprocess"}
@@ -74,7 +75,7 @@ def time_one_size(w: int, h: int, frames: int, repeats: int) -> dict[str, float]
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    ap.add_argument("--sizes", nargs="+", default=["640x480", "1280x960"], metavar="WxH")
+    ap.add_argument("--sizes", nargs="+", type=image_size, default=[(640, 480), (1280, 960)], metavar="WxH")
     ap.add_argument("--frames", type=int, default=20, help="calls per timed run")
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
@@ -84,8 +85,7 @@ def main() -> None:
     print()
     print("| frame | window / pool px | step | ms per frame | speed-up |")
     print("|---|---|---|---|---|")
-    for size in args.sizes:
-        w, h = (int(v) for v in size.split("x"))
+    for w, h in args.sizes:
         kernel, pool = scaled_contrast_px(w)
         rows = time_one_size(w, h, args.frames, args.repeats)
         for step, ms in rows.items():

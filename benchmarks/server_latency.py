@@ -30,6 +30,7 @@ from websockets.asyncio.client import connect
 from overlays.codec import decode, encode
 from overlays.messages import Hello, Stats
 from pipeline.twin import DigitalTwin, TwinConfig
+from xrserver.commands.common import image_size
 from xrserver.config import AnalyzerConfig, ServerConfig, StorageConfig
 from xrserver.sources import TwinSource
 from xrserver.testing import run_server
@@ -75,14 +76,14 @@ async def run(twin: DigitalTwin, fps: float, seconds: float, clients: int, analy
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    ap.add_argument("--size", default="320x240")
+    ap.add_argument("--size", type=image_size, default="320x240", help="frame size WIDTHxHEIGHT")
     ap.add_argument("--fps", type=float, default=10.0)
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--clients", type=int, default=2)
     ap.add_argument("--cache", type=Path, default=Path("out/cache"), help="model cache (as xrserver serve uses)")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
-    w, h = (int(v) for v in args.size.split("x"))
+    w, h = args.size
     twin = DigitalTwin(TwinConfig(seed=0, width_px=w, height_px=h))
     results = [asyncio.run(run(twin, args.fps, args.seconds, args.clients, kind, args.cache))
                for kind in ("diagnostic", "inspection")]

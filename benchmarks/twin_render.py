@@ -20,15 +20,16 @@ import open3d as o3d
 
 from calibration.se3 import invert, rotate_vectors
 from pipeline.twin import DigitalTwin, TwinConfig
+from xrserver.commands.common import image_size
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--size", default="640x480")
+    ap.add_argument("--size", type=image_size, default="640x480", help="frame size WIDTHxHEIGHT")
     ap.add_argument("--frames", type=int, default=40)
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
-    w, h = (int(v) for v in args.size.split("x"))
+    w, h = args.size
     twin = DigitalTwin(TwinConfig(seed=0, width_px=w, height_px=h))
     scene = twin.vehicle(1, defect_types=["missing", "hole", "narrowing"])
     positions = np.linspace(-1.0, 1.0, args.frames)

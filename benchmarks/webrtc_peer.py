@@ -34,6 +34,7 @@ from overlays.codec import decode
 from overlays.messages import Stats
 from pipeline.frames import Frame
 from pipeline.twin import DigitalTwin, TwinConfig
+from xrserver.commands.common import image_size
 from xrserver.config import AnalyzerConfig, ServerConfig, StorageConfig
 from xrserver.sources import Capture, TwinSource
 from xrserver.testing import Running, run_server
@@ -154,11 +155,11 @@ async def run(size: tuple[int, int], cameras: tuple[str, ...], seconds: float) -
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    ap.add_argument("--size", default="640x480")
+    ap.add_argument("--size", type=image_size, default="640x480", help="frame size WIDTHxHEIGHT")
     ap.add_argument("--cameras", default="lower,oblique_left,oblique_right,oblique_front")
     ap.add_argument("--seconds", type=float, default=20.0)
     args = ap.parse_args()
-    w, h = (int(v) for v in args.size.split("x"))
+    w, h = args.size
     cams = tuple(args.cameras.split(","))
     r = asyncio.run(run((w, h), cams, args.seconds))
     print(f"{w}x{h}, {len(cams)} video tracks, {args.seconds:g} s, {platform.machine()}, {os.cpu_count()} cores, "
