@@ -57,7 +57,7 @@ from pipeline.preprocess import (
 )
 from pipeline.preprocess.contrast import check_contrast_sizes
 from pipeline.twin import DigitalTwin, TwinConfig
-from xrserver.commands.common import image_size
+from xrserver.commands.common import image_size, non_negative_int
 from xrserver.commands.models import evaluate
 
 #: The options that decide the frames, the preprocessing and the model: runs merged by ``--from-json`` must agree.
@@ -65,8 +65,10 @@ SETTINGS = ("preset", "size", "input_size", "camera", "train_frames", "extra_tra
             "test", "roi_margin", "roi_source", "template", "photometric", "contrast", "contrast_pool", "options")
 #: The settings that decide which frames a run is tested on: ``--compare`` pairs only runs that agree on them.
 FRAMES = ("size", "camera", "train_frames", "frames_per_vehicle", "val", "test")
-#: ``--extra-train``'s frames come from this vehicle on: past every split's vehicles, so that the
-#: validation and test frames stay those of the run without them
+#: What a setting saved before it existed was: runs saved then compare and merge with runs that leave it at this.
+SETTING_DEFAULTS: dict[str, Any] = {"extra_train": 0}
+#: ``--extra-train``'s frames come from this vehicle on: far past the splits' own vehicles (a few hundred
+#: with ``--test 96 16``), so that the validation and test frames stay those of the run without them
 EXTRA_TRAIN_FIRST_VEHICLE = 5000
 #: How the tables and messages mark a masked (†) run.
 MARK = {False: "", True: " †"}
@@ -123,6 +125,11 @@ def size_text(text: str) -> str:
     return f"{w}x{h}"
 
 
+def setting(settings: dict[str, Any], key: str) -> Any:
+    """A saved run's setting, or what it was before it was saved (``SETTING_DEFAULTS``)."""
+    return settings.get(key, SETTING_DEFAULTS.get(key))
+
+
 def run_key(run: dict[str, Any]) -> tuple[Any, ...]:
     """What names one run in saved files: (model, masked, seed, viewpoint)."""
     return run["model"], run["masked"], run["seed"], run["viewpoint"]
@@ -171,7 +178,7 @@ def merge_runs(paths: list[Path]) -> tuple[list[dict[str, Any]], str]:
             runs.append(r)
     recorded = [r["settings"] for r in runs if "settings" in r]
     for other in recorded[1:]:
-        differ = sorted(k for k in set(other) | set(recorded[0]) if other.get(k) != recorded[0].get(k))
+        differ = sorted(k for k in set(other) | set(recorded[0]) if setting(other, k) != setting(recorded[0], k))
         if differ:
             raise SystemExit(f"the runs were made with other settings: {', '.join(differ)}")
     viewpoints: dict[tuple[Any, ...], set[str]] = {}
@@ -249,13 +256,13 @@ def compare(paths_a: list[Path], paths_b: list[Path]) -> str:
     name_a, name_b = (", ".join(map(str, p)) for p in (paths_a, paths_b))
     a, b = (merge_runs(p)[0] for p in (paths_a, paths_b))
     sa, sb = a[0].get("settings", {}), b[0].get("settings", {})
-    if other := [k for k in FRAMES if sa.get(k) != sb.get(k)]:
+    if other := [k for k in FRAMES if setting(sa, k) != setting(sb, k)]:
         raise SystemExit(f"{name_a} and {name_b} were tested on other frames: they differ in {', '.join(other)}")
     by_key = {run_key(r): r for r in a}
     pairs = [(by_key[k], r) for r in b if (k := run_key(r)) in by_key]
     if not pairs:
         raise SystemExit(f"{name_a} and {name_b} share no run (model, masking, seed and viewpoint)")
-    differ = [f"{k} {sa.get(k)} → {sb.get(k)}" for k in SETTINGS if sa.get(k) != sb.get(k)]
+    differ = [f"{k} {setting(sa, k)} → {setting(sb, k)}" for k in SETTINGS if setting(sa, k) != setting(sb, k)]
     for ra, rb in pairs:  # the preprocessing as fitted, where both runs record it: a model's defaults may differ
         pa, pb = ra.get("preprocess") or {}, rb.get("preprocess") or {}
         differ += [f"{ra['model']} {k} {pa[k]} → {pb[k]}" for k in pa if k in pb and pa[k] != pb[k]]
@@ -379,7 +386,7 @@ def main() -> None:
     # the paper's centre viewpoint (Table 2) had 67 training underbodies x 5 frames, 23 + 32 validation and
     # 24 + 38 test frames; these defaults are its shape at a size two CPU cores fit in about half an hour
     ap.add_argument("--train-frames", type=int, default=100, help="normal training frames per viewpoint")
-    ap.add_argument("--extra-train", type=int, default=0, metavar="N",
+    ap.add_argument("--extra-train", type=non_negative_int, default=0, metavar="N",
                     help="N more normal training frames per viewpoint, of other vehicles; the validation and test "
                          "frames stay the same, so --compare pairs the runs with and without them")
     ap.add_argument("--frames-per-vehicle", type=int, default=5, help="training frames per vehicle (paper: 5)")
@@ -440,8 +447,6 @@ def main() -> None:
             check_contrast_sizes(None, args.contrast_pool)
         except PreprocessError as e:
             ap.error(f"--contrast-pool: {e}")
-    if args.extra_train < 0:
-        ap.error(f"--extra-train must be >= 0, got {args.extra_train}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
     w, h = image_size(args.size)

@@ -120,6 +120,10 @@ def test_model_accuracy_runs_one_mask_setting_with_the_contrast_step_and_a_model
     assert with_more["per_image"]["types"] == run["per_image"]["types"] and with_more["settings"]["extra_train"] == 4
     table = _run("model_accuracy.py", "--compare", str(tmp_path / "r.json"), str(tmp_path / "more.json"))
     assert "extra_train 0 → 4" in table.splitlines()[0]
+    (tmp_path / "before.json").write_text(json.dumps([{**run, "settings": {
+        k: v for k, v in run["settings"].items() if k != "extra_train"}}]))  # saved before the option existed
+    table = _run("model_accuracy.py", "--compare", str(tmp_path / "before.json"), str(tmp_path / "r.json"))
+    assert table.splitlines()[0].endswith("the same settings"), table.splitlines()[0]
     (tmp_path / "old.json").write_text(json.dumps([{k: v for k, v in run.items() if k != "per_image"}]))
     (tmp_path / "bigger.json").write_text(json.dumps([{**run, "settings": {**run["settings"], "test": [6, 2]}}]))
     for other, says in (("old.json", "saved before the per-image scores"), ("bigger.json", "differ in test")):
@@ -131,7 +135,7 @@ def test_model_accuracy_runs_one_mask_setting_with_the_contrast_step_and_a_model
                       (["--set", "gaussian.min_var=x"], "not a Python literal"),
                       (["--contrast-pool", "1"], "needs --contrast"),
                       (["--contrast", "--contrast-pool", "2"], "must be odd"),
-                      (["--extra-train", "-1"], "--extra-train must be >= 0"),
+                      (["--extra-train", "-1"], "expected an integer >= 0"),
                       (["--input-size", "640"], "expected WIDTHxHEIGHT")):
         proc = _proc("model_accuracy.py", "--models", "gaussian", *bad, timeout=120)
         assert proc.returncode != 0 and says in proc.stderr and "Traceback" not in proc.stderr, proc.stderr[-2000:]
