@@ -28,13 +28,13 @@ from typing import Any
 
 import numpy as np
 
+from calibration.clikit import image_size
 from pipeline.data.twinset import TwinSetPlan, render_twin_splits, scaled_roi_margin_px
 from pipeline.metrics import mean_std
 from pipeline.models.pretrain import PretrainConfig, pretrain
 from pipeline.models.training import FitContext
 from pipeline.preprocess import PreprocessConfig, calibrate_preprocessed, contrast_frames, train_preprocessed
 from pipeline.twin import DigitalTwin, TwinConfig
-from xrserver.commands.common import image_size
 from xrserver.commands.models import evaluate
 
 #: (label, model, uses the SimCLR weights, config overrides)

@@ -35,8 +35,8 @@ import numpy as np
 import numpy.typing as npt
 from sklearn.metrics import roc_auc_score
 
+from calibration.clikit import image_size
 from pipeline.metrics import aupro, pixel_metrics
-from xrserver.commands.common import image_size
 
 Maps = npt.NDArray[np.float32]
 METRICS: dict[str, Callable[[npt.NDArray[np.bool_], Maps], float]] = {

@@ -42,11 +42,11 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
+from calibration.clikit import image_size
 from pipeline.models import MODELS, FitContext
 from pipeline.models.api import train
 from pipeline.models.export import export_onnx
 from pipeline.models.runtime import ORT_PROVIDERS, OnnxRuntime, Runtime, TorchRuntime
-from xrserver.commands.common import image_size
 
 #: the paper's Table 8: seconds per image on an RTX 3090
 PAPER_S_PER_IMAGE = {"patchcore": 3.33, "memseg": 0.17, "efficientad-s": 0.09, "efficientad-m": 0.10,

@@ -27,12 +27,12 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
+from calibration.clikit import image_size
 from pipeline.data.twinset import scaled_roi_margin_px
 from pipeline.preprocess import PreprocessConfig, Preprocessor
 from pipeline.preprocess.contrast import colour_distance, local_contrast, scaled_contrast_px
 from pipeline.preprocess.template import U8
 from pipeline.twin import DigitalTwin, TwinConfig
-from xrserver.commands.common import image_size
 
 #: each step's baseline, timed in the same run
 BASELINES = {"local contrast, shrunk median": "local contrast, exact median", "preprocess + contrast": "preprocess"}

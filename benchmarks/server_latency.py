@@ -27,10 +27,10 @@ from typing import Any
 import numpy as np
 from websockets.asyncio.client import connect
 
+from calibration.clikit import image_size
 from overlays.codec import decode, encode
 from overlays.messages import Hello, Stats
 from pipeline.twin import DigitalTwin, TwinConfig
-from xrserver.commands.common import image_size
 from xrserver.config import AnalyzerConfig, ServerConfig, StorageConfig
 from xrserver.sources import TwinSource
 from xrserver.testing import run_server

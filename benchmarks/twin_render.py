@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 import open3d as o3d
 
+from calibration.clikit import image_size
 from calibration.se3 import invert, rotate_vectors
 from pipeline.twin import DigitalTwin, TwinConfig
-from xrserver.commands.common import image_size
 
 
 def main() -> None:

@@ -30,11 +30,11 @@ from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av import VideoFrame
 
+from calibration.clikit import image_size
 from overlays.codec import decode
 from overlays.messages import Stats
 from pipeline.frames import Frame
 from pipeline.twin import DigitalTwin, TwinConfig
-from xrserver.commands.common import image_size
 from xrserver.config import AnalyzerConfig, ServerConfig, StorageConfig
 from xrserver.sources import Capture, TwinSource
 from xrserver.testing import Running, run_server

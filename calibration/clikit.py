@@ -26,6 +26,17 @@ class CliParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
+def image_size(text: str) -> tuple[int, int]:
+    """``WIDTHxHEIGHT`` in pixels."""
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 640x480, got {text!r}") from None
+    if not (16 <= w <= 8192 and 16 <= h <= 8192):
+        raise argparse.ArgumentTypeError(f"image size {w}x{h} is out of range (16..8192)")
+    return (w, h)
+
+
 def json_path(text: str) -> Path:
     """A results path whose folder exists, checked before any work starts."""
     path = Path(text)

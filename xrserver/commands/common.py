@@ -8,7 +8,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from calibration.clikit import add_json_arg, json_path, write_json
+from calibration.clikit import add_json_arg, image_size, json_path, write_json
 
 __all__ = ["add_json_arg", "image_size", "json_path", "non_negative_int", "positive_int", "progress_bar", "write_json"]
 
@@ -36,14 +36,3 @@ def non_negative_int(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
     return value
-
-
-def image_size(text: str) -> tuple[int, int]:
-    """``WIDTHxHEIGHT`` in pixels."""
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 640x480, got {text!r}") from None
-    if not (16 <= w <= 8192 and 16 <= h <= 8192):
-        raise argparse.ArgumentTypeError(f"image size {w}x{h} is out of range (16..8192)")
-    return (w, h)
