@@ -1,6 +1,6 @@
-"""What both command lines (``xrcalib`` and ``xrserver``) share: one-line argument errors,
-``--json PATH`` results written atomically, and the boundary that turns domain errors into a
-one-line message and an exit code.
+"""What both command lines (``xrcalib`` and ``xrserver``) and the benchmarks share: one-line argument
+errors, the ``WIDTHxHEIGHT`` argument type, ``--json PATH`` results written atomically, and the
+boundary that turns domain errors into a one-line message and an exit code.
 
 It lives in the lowest package so that ``calibration`` (which may not import ``xrserver``) and
 ``xrserver`` use the same code.
