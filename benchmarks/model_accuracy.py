@@ -39,6 +39,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from calibration.clikit import image_size
 from pipeline.data.mvtec import AnomalySet
 from pipeline.data.twinset import TwinSetPlan, render_twin_splits, scaled_roi_margin_px
 from pipeline.metrics import AurocDifference, auroc_difference, mean_std, paired_tests
@@ -57,7 +58,7 @@ from pipeline.preprocess import (
 )
 from pipeline.preprocess.contrast import check_contrast_sizes
 from pipeline.twin import DigitalTwin, TwinConfig
-from xrserver.commands.common import image_size, non_negative_int
+from xrserver.commands.common import non_negative_int
 from xrserver.commands.models import evaluate
 
 #: The options that decide the frames, the preprocessing and the model: runs merged by ``--from-json`` must agree.
