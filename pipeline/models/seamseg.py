@@ -92,8 +92,11 @@ class SeamSegConfig:
     hole_radius_widths: tuple[float, float] = (0.3, 0.5)
     gap_px: int | None = None
     deficit_px: int = 0
+    dilation_scale: int = 1
 
     def __post_init__(self) -> None:
+        if self.dilation_scale < 1:
+            raise ConfigError(f"SeamSeg's dilation_scale must be >= 1, got {self.dilation_scale}")
         if self.gap_px not in (None, 0) and (self.gap_px < 3 or self.gap_px % 2 == 0):
             raise ConfigError(f"SeamSeg's gap_px must be None (scaled), 0 (off) or odd and >= 3, got {self.gap_px}")
         if self.deficit_px != 0 and (self.deficit_px < 3 or self.deficit_px % 2 == 0):
@@ -266,11 +269,11 @@ class Head(nn.Module):
     small one is a defect (an empty seam).
     """
 
-    def __init__(self, channels: int, planes: int = PLANES) -> None:
+    def __init__(self, channels: int, planes: int = PLANES, dilation_scale: int = 1) -> None:
         super().__init__()
-        c = channels
-        layers: list[nn.Module] = [nn.Conv2d(planes, c, 3, padding=1), nn.ReLU()]
-        for d in (2, 4, 8, 1):
+        c, s = channels, dilation_scale
+        layers: list[nn.Module] = [nn.Conv2d(planes, c, 3, padding=s, dilation=s), nn.ReLU()]
+        for d in (2 * s, 4 * s, 8 * s, s):
             layers += [nn.Conv2d(c, c, 3, padding=d, dilation=d), nn.ReLU()]
         out = nn.Conv2d(c, 1, 1)
         nn.init.zeros_(out.weight)
@@ -308,7 +311,7 @@ class SeamSegNet(nn.Module):
         self.register_buffer("memory_bank_keys", torch.zeros(0, (h // KEY_POOL_PX) * (w // KEY_POOL_PX)))
         self.keys = FrameKeys()
         self.head = Head(cfg.channels, PLANES + (GAP_PLANES if self.gap_px else 0)
-                         + (DEFICIT_PLANES if self.deficit_px else 0))
+                         + (DEFICIT_PLANES if self.deficit_px else 0), cfg.dilation_scale)
         self.blur = GaussianBlur(cfg.blur_sigma_px)
 
     def near_stats(self, x: torch.Tensor) -> list[torch.Tensor]:
@@ -340,6 +343,7 @@ __all__ = [
     "PLANES",
     "PRESETS",
     "FrameKeys",
+    "Head",
     "SeamSegConfig",
     "SeamSegNet",
     "build",

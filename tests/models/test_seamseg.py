@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 from pipeline.models import FitContext, TrainedModel, load_model, save, train
 from pipeline.models.errors import ConfigError, TrainingError
@@ -17,6 +18,7 @@ from pipeline.models.seamseg import (
     DEFICIT_PLANES,
     PRESETS,
     FrameKeys,
+    Head,
     SeamSegConfig,
     SeamSegNet,
     deficit_planes,
@@ -210,9 +212,11 @@ def test_the_deficit_is_larger_where_a_bead_narrowed_than_where_it_moved() -> No
     assert moved[0, 1].max() < narrowed[0, 1].max(), "a moved bead keeps most of its grey level in the window"
 
 
-def test_a_seamseg_with_gap_and_deficit_planes_exports_and_onnx_gives_its_maps(tmp_path: Path) -> None:
+def test_a_seamseg_with_gap_and_deficit_planes_and_scaled_dilations_exports_and_onnx_gives_its_maps(
+        tmp_path: Path) -> None:
     frames = _frames(10)
-    model = train("seamseg", frames[:8], preset="tiny", ctx=FitContext(seed=0, max_steps=20), gap_px=5, deficit_px=5)
+    model = train("seamseg", frames[:8], preset="tiny", ctx=FitContext(seed=0, max_steps=20), gap_px=5, deficit_px=5,
+                  dilation_scale=2)
     assert isinstance(model.net, SeamSegNet) and model.net.head.body[0].in_channels == 11
     val = frames[8:].copy()
     val[1, 50:53, 77:82] = 22  # a hole through the bead
@@ -231,3 +235,19 @@ def test_the_gap_planes_scale_with_the_input_and_can_be_switched_off_or_set_to_a
         dataclasses.replace(PRESETS["tiny"], gap_px=4)
     with pytest.raises(ConfigError, match="deficit_px must be 0"):
         dataclasses.replace(PRESETS["tiny"], deficit_px=2)
+
+
+@pytest.mark.parametrize(("scale", "field_px"), [(1, 33), (2, 65)])
+def test_the_heads_receptive_field_grows_with_its_dilation_scale(scale: int, field_px: int) -> None:
+    head = Head(4, 2, scale)
+    for conv in head.body.modules():  # positive weights on a positive input: no ReLU blocks the gradient
+        if isinstance(conv, nn.Conv2d):
+            nn.init.constant_(conv.weight, 0.1)
+            nn.init.zeros_(conv.bias)  # type: ignore[arg-type]  # Conv2d(bias=True) has one
+    planes = torch.ones(1, 2, 101, 101, requires_grad=True)
+    head(planes)[0, 0, 50, 50].backward()
+    assert planes.grad is not None
+    reached = torch.nonzero(planes.grad.abs().sum(dim=(0, 1)))
+    assert (reached.max(dim=0).values - reached.min(dim=0).values + 1).tolist() == [field_px, field_px]
+    with pytest.raises(ConfigError, match="dilation_scale must be >= 1"):
+        dataclasses.replace(PRESETS["tiny"], dilation_scale=0)
