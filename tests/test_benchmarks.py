@@ -167,6 +167,24 @@ def test_backbone_study_compares_against_the_random_trunk(tmp_path: Path) -> Non
     assert [r["variant"] for r in rows] == ["patchcore, random trunk", "patchcore, SimCLR trunk"]
 
 
+def test_twin_ceiling_scores_the_test_frames_against_their_own_vehicles_and_the_nearest_training_frame(
+        tmp_path: Path) -> None:
+    out = _run("twin_ceiling.py", *TINY_SETS, "--viewpoints", "front", "centre", "--json", str(tmp_path / "c.json"))
+    for vp in ("front", "centre"):
+        assert f"| {vp} | nearest training frame (baseline) |" in out and f"| {vp} | golden: the vehicle" in out
+    runs = json.loads((tmp_path / "c.json").read_text())
+    assert [r["viewpoint"] for r in runs] == ["front", "centre"]
+    for r in runs:
+        good = [i for i, t in enumerate(r["types"]) if t == "good"]
+        assert len(good) == 3 and len(r["types"]) == 8 and len(r["footprint"]) == 5
+        golden, nearest = r["scores"]["golden"], r["scores"]["nearest"]
+        assert all(golden[i] < nearest[i] for i in good), "a normal frame differs from its own vehicle by noise alone"
+        changed = {f["type"]: f["changed_px"] for f in r["footprint"]}
+        assert changed["misalignment"] > 0 and changed["bifurcation"] > 0, changed  # 160x120 may hide the rest
+    proc = _proc("twin_ceiling.py", "--test", "0", "1", timeout=60)
+    assert proc.returncode == 2 and "at least 1" in proc.stderr and "Traceback" not in proc.stderr
+
+
 def test_fusion_eval_measures_the_served_models_beside_the_golden_reference(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     out = _run("fusion_eval.py", "--vehicles", "1", "--step-m", "0.5", "--lut-step-m", "0.5", "--width", "160",

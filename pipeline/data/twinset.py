@@ -28,7 +28,7 @@ from calibration.camera import CameraModel
 from calibration.underbody import Seam
 from pipeline.data.mvtec import AnomalySet
 from pipeline.preprocess.roi import widen_each
-from pipeline.twin import DEFECT_TYPES, DefectType, DigitalTwin, VehicleScene
+from pipeline.twin import DEFECT_TYPES, DefectType, DigitalTwin, TwinSample, VehicleScene
 from pipeline.twin.defects import DefectSpec, sample_defect
 from pipeline.twin.render import project_vehicle_points
 from pipeline.twin.vehicle import DefectRegion
@@ -105,9 +105,12 @@ def defect_on_seams(twin: DigitalTwin, rng: np.random.Generator, vehicle: int, d
 
 
 def render_twin_splits(twin: DigitalTwin, plan: TwinSetPlan | None = None,
-                       progress: Callable[[int], None] | None = None) -> tuple[AnomalySet, AnomalySet, AnomalySet]:
+                       progress: Callable[[int], None] | None = None,
+                       rendered: Callable[[TwinSample], None] | None = None,
+                       ) -> tuple[AnomalySet, AnomalySet, AnomalySet]:
     """Render (train, validation, test) for ``plan.camera_id``. Train holds normal frames only; a split
-    the plan gives no frames is empty.
+    the plan gives no frames is empty. ``rendered`` is given each kept frame's sample (its vehicle and
+    travel) in the order of the splits' frames: train, validation, test.
 
     A defect that does not lie wholly in the view (:func:`defect_in_view`) is drawn again on the next
     vehicle. The rule is geometric, not a pixel count, so the same plan draws the same vehicles and
@@ -119,6 +122,7 @@ def render_twin_splits(twin: DigitalTwin, plan: TwinSetPlan | None = None,
     camera = twin.rig.camera(cam)
     rng = np.random.default_rng([twin.config.seed, 7])
     tick = progress or (lambda n: None)
+    keep = rendered or (lambda smp: None)
     vehicle = plan.first_vehicle
     station = None
     if plan.viewpoint is not None:
@@ -144,6 +148,7 @@ def render_twin_splits(twin: DigitalTwin, plan: TwinSetPlan | None = None,
             scene = twin.vehicle(vehicle, defect_types=[])
             for _ in range(min(frames_per_vehicle, n - len(out))):
                 smp = twin.render(scene, travel(), camera_ids=[cam])
+                keep(smp)
                 t = smp.truth[cam]
                 out.append((smp.frameset.frames[0].image, t.defect_mask, t.seam_index >= 0, "good"))
                 tick(1)
@@ -164,6 +169,7 @@ def render_twin_splits(twin: DigitalTwin, plan: TwinSetPlan | None = None,
                                       plan.edge_margin):
                     continue
                 smp = twin.render(scene, s, camera_ids=[cam])
+                keep(smp)
                 out.append((smp.frameset.frames[0].image, smp.truth[cam].defect_mask,
                             twin.nominal_seam_pixels(scene, s, cam), dtype))
                 got += 1

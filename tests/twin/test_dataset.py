@@ -9,7 +9,7 @@ import pytest
 
 from calibration.rig import load_rig
 from calibration.underbody import load_underbody
-from pipeline.twin import DEFECT_TYPES, DigitalTwin
+from pipeline.twin import DEFECT_TYPES, DigitalTwin, TwinSample
 from pipeline.twin.dataset import ExportPlan, category_dirs, export_mvtec
 
 
@@ -107,6 +107,23 @@ def test_a_plan_may_ask_for_training_frames_only(small_twin: DigitalTwin) -> Non
     assert val.images.shape[1:] == train.images.shape[1:] and test.masks.shape[1:] == train.masks.shape[1:]
     with pytest.raises(ValueError, match="frames_per_train_vehicle"):
         TwinSetPlan(frames_per_train_vehicle=0)
+
+
+def test_each_kept_frame_is_handed_over_with_its_vehicle_and_travel(small_twin: DigitalTwin) -> None:
+    """``rendered`` gets every frame the splits keep, in their order, so that a caller can render the same
+    vehicle again (``benchmarks/twin_ceiling.py`` renders it without its defect); views drawn again are
+    not handed over."""
+    from pipeline.data.twinset import TwinSetPlan, render_twin_splits
+
+    plan = TwinSetPlan(viewpoint="front", train_frames=2, frames_per_train_vehicle=2, val_normal=1,
+                       val_defects_per_type=0, test_normal=1, test_defects_per_type=1)
+    got: list[TwinSample] = []
+    train, val, test = render_twin_splits(small_twin, plan, rendered=got.append)
+    assert len(got) == len(train) + len(val) + len(test)
+    for image, dtype, smp in zip(test.images, test.types, got[-len(test):], strict=True):
+        assert [d.defect_type for d in smp.vehicle.defects] == ([] if dtype == "good" else [dtype])
+        again = small_twin.render(small_twin.scene(smp.vehicle), smp.s_m, camera_ids=["lower"])
+        assert np.array_equal(again.frameset.frames[0].image, image)
 
 
 def test_the_roi_comes_from_the_nominal_seams_not_from_the_defect(small_twin: DigitalTwin) -> None:
