@@ -65,13 +65,15 @@ async def test_ar_view_falls_back_to_a_preview_with_highlights_and_an_arrow(
         await until(f"return Number(window.xrAr.state.pose.s_m) !== {x0}", 10)  # (the next car starts back)
         # the view marks the defect fixed at once; the server records it after a round trip: wait for the record
         feedback = await _recorded_feedback(srv, vehicle_id, str(next_id))
+        connected = browser.execute_script("return window.xrAr.state.connected")
     assert any(f["defect_id"] == next_id and f["action"] == "fixed" and f["role"] == "operator" for f in feedback), \
-        feedback
+        f"no 'fixed' record of {next_id}; the view's session {'is' if connected else 'is not'} connected: {feedback}"
 
 
 async def _recorded_feedback(srv: Running, vehicle_id: str, defect_id: str) -> list[dict[str, object]]:
     """The feedback records of ``vehicle_id``'s passes, polled through the REST API (as a supervisor) until one
-    names ``defect_id`` or 15 s pass."""
+    names ``defect_id`` or 60 s pass (a session that dropped delivers it after its reconnect; a slow CI run once
+    showed no record within 15 s)."""
     supervisor = srv.auth.token_for("supervisor")
 
     async def recorded() -> list[dict[str, object]]:
@@ -83,7 +85,7 @@ async def _recorded_feedback(srv: Running, vehicle_id: str, defect_id: str) -> l
                 out += record["feedback"]  # type: ignore[arg-type]
         return out
 
-    deadline = time.monotonic() + scaled(15.0)
+    deadline = time.monotonic() + scaled(60.0)
     feedback = await recorded()
     while not any(f["defect_id"] == defect_id for f in feedback) and time.monotonic() < deadline:
         await asyncio.sleep(0.25)
