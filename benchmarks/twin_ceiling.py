@@ -34,21 +34,16 @@ import numpy.typing as npt
 from calibration.clikit import image_size
 from pipeline.data.twinset import TwinSetPlan, render_twin_splits, scaled_roi_margin_px
 from pipeline.metrics import auroc_by_type, auroc_difference, auroc_interval, image_metrics
+from pipeline.models.travel_gaussian import grey
 from pipeline.twin import DigitalTwin, TwinConfig, TwinSample
 
 F32 = npt.NDArray[np.float32]
-U8 = npt.NDArray[np.uint8]
 #: the nearest training frame is chosen on frames shrunk by this factor, then aligned at full size
 CHOOSE_SHRINK = 4
 #: a pixel is in a defect's footprint where the defect changes some channel by at least this much
 CHANGED_LEVELS = 10
 #: each reference, as the tables name it
 REFERENCES = {"nearest": "nearest training frame (baseline)", "golden": "golden: the vehicle without its defect"}
-
-
-def grey(image: U8) -> F32:
-    out: F32 = image.mean(axis=-1, dtype=np.float32)
-    return out
 
 
 def score(frame: F32, reference: F32, roi: npt.NDArray[np.bool_]) -> float:
