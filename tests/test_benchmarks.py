@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 TINY_SETS = ("--size", "160x120", "--train-frames", "10", "--val", "2", "1", "--test", "3", "1")
 
@@ -183,6 +185,48 @@ def test_twin_ceiling_scores_the_test_frames_against_their_own_vehicles_and_the_
         assert changed["misalignment"] > 0 and changed["bifurcation"] > 0, changed  # 160x120 may hide the rest
     proc = _proc("twin_ceiling.py", "--test", "0", "1", timeout=60)
     assert proc.returncode == 2 and "at least 1" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_bead_profile_scores_each_seam_against_itself_and_fuses_with_a_models_run(tmp_path: Path) -> None:
+    runs = tmp_path / "runs.json"
+    _run("model_accuracy.py", "--models", "gaussian", "--seeds", "0", "--masking", "on", "--viewpoints", "front",
+         *TINY_SETS[2:], "--size", "320x240", "--json", str(runs))
+    out = _run("bead_profile.py", *TINY_SETS, "--render-size", "320x240", "--viewpoints", "front", "--fuse", str(runs),
+               "--json", str(tmp_path / "p.json"))
+    assert "(rendered at 320x240, area-averaged)" in out
+    for row in ("| front | bead profile |", "| front | gaussian † (seed 0) |", "| front | gaussian † (seed 0) + bead"):
+        assert row in out
+    assert "| front | gaussian † (seed 0) | " in out.split("fused against the model alone")[1]
+    (run,) = json.loads((tmp_path / "p.json").read_text())
+    assert run["names"] == json.loads(runs.read_text())[0]["per_image"]["names"], "the same frames as the model's run"
+    assert len(run["scores"]) == 8 and all(s >= 0 for s in run["scores"])
+    proc = _proc("bead_profile.py", "--size", "160x120", "--render-size", "200x120", timeout=60)
+    assert proc.returncode == 2 and "same proportions" in proc.stderr and "Traceback" not in proc.stderr
+    (tmp_path / "bad.json").write_text("{not json")
+    proc = _proc("bead_profile.py", "--fuse", str(tmp_path / "bad.json"), timeout=60)
+    assert proc.returncode == 2 and "--fuse: cannot read" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_bead_profile_finds_a_gap_and_a_narrowing_where_they_are() -> None:
+    """A bead 3 px wide along a straight seam, on noisy paint: a 6 px gap and a 30 px stretch 1 px wide stand
+    out of the profile where they are, and the rest of the seam scores as the bead without them."""
+    bp = runpy.run_path(str(ROOT / "benchmarks" / "bead_profile.py"))
+    rng = np.random.default_rng(0)
+    frame = np.clip(rng.normal(90.0, 3.0, (120, 400, 3)), 0, 255).astype(np.uint8)
+    clean = frame.copy()
+    clean[59:62, 20:380] = 200
+    defective = clean.copy()
+    defective[59:62, 100:106] = frame[59:62, 100:106]  # a gap
+    defective[59:62, 250:280] = frame[59:62, 250:280]
+    defective[60, 250:280] = 200  # a narrowing
+    x = np.arange(30.0, 370.0)
+    path = (0, np.stack([x, np.full_like(x, 60.0)], -1), np.tile([0.0, 1.0], (len(x), 1)), x / 1000)
+    before, after = (bp["strips"](im, [path], 61, 4)[0].energy for im in (clean, defective))
+    gap, narrow = after[60:86], after[210:260]  # steps 70-75 and 220-249, each with 10 either side
+    quiet = np.r_[before[:60], before[86:210], before[260:]]
+    assert 68 <= 60 + int(np.argmax(gap)) <= 77 and 218 <= 210 + int(np.argmax(narrow)) <= 251
+    assert min(gap.max(), narrow.max()) > 10 * quiet.max(), "each stands far above the bead's own noise"
+    assert np.array_equal(after[:30], before[:30]), "a defect moves no step beyond the running median's reach"
 
 
 def test_fusion_eval_measures_the_served_models_beside_the_golden_reference(tmp_path: Path) -> None:
